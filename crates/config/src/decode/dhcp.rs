@@ -1,0 +1,463 @@
+//! The `dhcp` section.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+use crate::model::*;
+use crate::yaml::{Kind, Node};
+
+use super::decode_boot;
+use super::reader::*;
+
+const DEFAULT_LEASE_TIME: Duration = Duration::from_secs(12 * 3600);
+
+const DHCP_KEYS: &[&str] = &[
+    "mode",
+    "interfaces",
+    "lease_time",
+    "subnets",
+    "reservations",
+    "v6",
+];
+
+const SUBNET_KEYS: &[&str] = &["network", "range", "router", "dns", "domain"];
+
+const SUBNET6_KEYS: &[&str] = &["network", "range", "dns", "domain"];
+
+const RESERVATION_KEYS: &[&str] = &["mac", "ip", "hostname", "boot"];
+
+const V6_KEYS: &[&str] = &["router_advertisements", "subnets"];
+
+pub(super) fn decode_dhcp(ctx: &mut Ctx, node: &Node) -> Option<DhcpConfig> {
+    let f = open_map(ctx, "dhcp", node, DHCP_KEYS)?;
+    let mode = match f.get("mode") {
+        Some(n) => choice(ctx, "dhcp.mode", n, &["server", "proxy", "off"]),
+        None => Some("proxy"),
+    };
+    let interfaces = f
+        .get("interfaces")
+        .and_then(|n| interfaces(ctx, "dhcp.interfaces", n));
+    let lease_time = f
+        .get("lease_time")
+        .and_then(|n| {
+            duration(
+                ctx,
+                "dhcp.lease_time",
+                n,
+                Duration::from_secs(60)..=Duration::from_secs(365 * 86_400),
+            )
+        })
+        .unwrap_or(DEFAULT_LEASE_TIME);
+    let subnets = match f.get("subnets") {
+        Some(n) => decode_subnets(ctx, "dhcp.subnets", n, false),
+        None => Vec::new(),
+    };
+    let mut v6 = None;
+    let mut subnets6 = Vec::new();
+    if let Some(n) = f.get("v6")
+        && let Some(g) = open_map(ctx, "dhcp.v6", n, V6_KEYS)
+    {
+        let router_advertisements = g
+            .get("router_advertisements")
+            .and_then(|n| boolean(ctx, "dhcp.v6.router_advertisements", n))
+            .unwrap_or(false);
+        if let Some(n) = g.get("subnets") {
+            subnets6 = decode_subnets(ctx, "dhcp.v6.subnets", n, true);
+        }
+        v6 = Some((router_advertisements, ()));
+    }
+    let all_subnets_ok = subnets.iter().chain(&subnets6).all(Option::is_some);
+    let subnets: Vec<DhcpSubnet> = subnets.into_iter().flatten().collect();
+    let subnets6: Vec<DhcpSubnet> = subnets6.into_iter().flatten().collect();
+
+    let mut reservations = Vec::new();
+    if let Some(n) = f.get("reservations") {
+        reservations = decode_reservations(ctx, n, all_subnets_ok.then_some((&subnets, &subnets6)));
+    }
+    if mode == Some("server") && subnets.is_empty() && subnets6.is_empty() && all_subnets_ok {
+        let at = f.get("subnets").unwrap_or(f.node);
+        ctx.error(
+            "dhcp.subnets",
+            at,
+            "mode: server needs at least one subnet (in dhcp.subnets or dhcp.v6.subnets) \
+             to hand out addresses",
+        );
+    }
+    let mode = match mode {
+        Some("server") => DhcpMode::Server,
+        Some("off") => return None,
+        _ => DhcpMode::Proxy,
+    };
+    Some(DhcpConfig {
+        mode,
+        interfaces,
+        lease_time,
+        subnets,
+        reservations,
+        v6: v6.map(|(router_advertisements, ())| Dhcp6Config {
+            router_advertisements,
+            subnets: subnets6,
+        }),
+    })
+}
+
+fn interfaces(ctx: &mut Ctx, key: &str, node: &Node) -> Option<Vec<String>> {
+    let items = list(ctx, key, node)?;
+    if items.is_empty() {
+        ctx.error(
+            key,
+            node,
+            "is empty: omit it to use every non-loopback interface",
+        );
+        return None;
+    }
+    let mut names: Vec<String> = Vec::new();
+    for (i, item) in items.into_iter().enumerate() {
+        let k = item_key(key, i);
+        let Some(name) = nonempty_text(ctx, &k, item) else {
+            continue;
+        };
+        if name.len() > 15
+            || name.contains(['/', '\0'])
+            || name.contains(char::is_whitespace)
+            || name == "."
+            || name == ".."
+        {
+            ctx.error(
+                &k,
+                item,
+                format!("\"{name}\" is not a valid interface name"),
+            );
+            continue;
+        }
+        if names.contains(&name) {
+            ctx.error(&k, item, format!("\"{name}\" is listed twice"));
+            continue;
+        }
+        names.push(name);
+    }
+    Some(names)
+}
+
+/// Decodes a list of subnets; one entry per item, `None` for those with errors.
+fn decode_subnets(ctx: &mut Ctx, key: &str, node: &Node, v6: bool) -> Vec<Option<DhcpSubnet>> {
+    let Some(items) = seq(ctx, key, node) else {
+        return vec![None];
+    };
+    let mut out: Vec<Option<DhcpSubnet>> = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        let k = item_key(key, i);
+        let subnet = decode_subnet(ctx, &k, item, v6);
+        if let Some(s) = &subnet {
+            let earlier = out.iter().flatten().find(|o| {
+                o.network.contains(&s.network.network()) || s.network.contains(&o.network.network())
+            });
+            if let Some(o) = earlier {
+                ctx.error(
+                    &format!("{k}.network"),
+                    item,
+                    format!("{} overlaps {} listed earlier", s.network, o.network),
+                );
+            }
+        }
+        out.push(subnet);
+    }
+    out
+}
+
+fn decode_subnet(ctx: &mut Ctx, key: &str, node: &Node, v6: bool) -> Option<DhcpSubnet> {
+    let before = ctx.errors();
+    let f = open_map(ctx, key, node, if v6 { SUBNET6_KEYS } else { SUBNET_KEYS })?;
+    let family = if v6 { "IPv6" } else { "IPv4" };
+    // With the network in the wrong family, every address would be reported too: once is enough.
+    let mut wrong_family = false;
+    let network = match f.get("network") {
+        None => {
+            ctx.error(
+                &f.key("network"),
+                node,
+                "missing: every subnet needs a network such as \"10.99.0.0/24\"",
+            );
+            None
+        }
+        Some(n) => cidr(ctx, &f.key("network"), n).and_then(|net| {
+            let problem = match net {
+                IpNet::V4(v4) if !v6 => (v4.prefix_len() > 30)
+                    .then_some("a DHCP subnet needs room for hosts: /30 or larger"),
+                IpNet::V6(_) if v6 => None,
+                IpNet::V4(_) => Some("IPv4 subnets belong under dhcp.subnets"),
+                IpNet::V6(_) => Some("IPv6 subnets belong under dhcp.v6.subnets"),
+            };
+            wrong_family = net.addr().is_ipv6() != v6;
+            match problem {
+                Some(problem) => {
+                    ctx.error(&f.key("network"), n, format!("{net}: {problem}"));
+                    None
+                }
+                None => Some(net),
+            }
+        }),
+    };
+    let in_network = |net: &Option<IpNet>, ip: &IpAddr| net.is_none_or(|net| net.contains(ip));
+    let reserved_v4 = |net: &Option<IpNet>, ip: &IpAddr| match net {
+        Some(IpNet::V4(n)) => *ip == IpAddr::V4(n.network()) || *ip == IpAddr::V4(n.broadcast()),
+        _ => false,
+    };
+    let range = match f.get("range") {
+        None => {
+            ctx.error(
+                &f.key("range"),
+                node,
+                "missing: every subnet needs a range [first, last] of addresses to hand out",
+            );
+            None
+        }
+        Some(n) => match &n.kind {
+            Kind::Seq(items) if items.len() == 2 => {
+                let rk = f.key("range");
+                let start = ip(ctx, &item_key(&rk, 0), &items[0]);
+                let end = ip(ctx, &item_key(&rk, 1), &items[1]);
+                let mut ok = true;
+                for (i, addr) in [start, end].iter().enumerate() {
+                    let Some(addr) = addr else { continue };
+                    if addr.is_ipv6() != v6 {
+                        if !wrong_family {
+                            ctx.error(
+                                &item_key(&rk, i),
+                                &items[i],
+                                format!("{addr} is not an {family} address"),
+                            );
+                        }
+                        ok = false;
+                    } else if !in_network(&network, addr) {
+                        if let Some(net) = &network {
+                            ctx.error(
+                                &item_key(&rk, i),
+                                &items[i],
+                                format!("{addr} is outside the subnet's network {net}"),
+                            );
+                        }
+                        ok = false;
+                    } else if reserved_v4(&network, addr) {
+                        ctx.error(
+                            &item_key(&rk, i),
+                            &items[i],
+                            format!("{addr} is the network or broadcast address"),
+                        );
+                        ok = false;
+                    }
+                }
+                match (start, end) {
+                    (Some(s), Some(e)) if ok => {
+                        if s > e {
+                            ctx.error(
+                                &rk,
+                                n,
+                                format!("the first address {s} is above the last {e}"),
+                            );
+                            None
+                        } else {
+                            Some((s, e))
+                        }
+                    }
+                    _ => None,
+                }
+            }
+            _ => {
+                ctx.error(
+                    &f.key("range"),
+                    n,
+                    format!(
+                        "expected [first, last] (two addresses), got {}",
+                        n.describe()
+                    ),
+                );
+                None
+            }
+        },
+    };
+    let router = f.get("router").and_then(|n| {
+        let k = f.key("router");
+        let addr = ip(ctx, &k, n)?;
+        if addr.is_ipv6() || !in_network(&network, &addr) || reserved_v4(&network, &addr) {
+            let net = network.map(|n| n.to_string()).unwrap_or_default();
+            ctx.error(
+                &k,
+                n,
+                format!("{addr} is not a host address inside the subnet's network {net}"),
+            );
+            return None;
+        }
+        if let Some((s, e)) = range
+            && s <= addr
+            && addr <= e
+        {
+            ctx.warn(
+                &k,
+                n,
+                format!("{addr} is inside the range, so it could be handed out to a client"),
+            );
+        }
+        Some(addr)
+    });
+    let dns = f.get("dns").and_then(|n| {
+        let k = f.key("dns");
+        let items = list(ctx, &k, n)?;
+        let mut addrs = Vec::new();
+        for (i, item) in items.into_iter().enumerate() {
+            let Some(addr) = ip(ctx, &item_key(&k, i), item) else {
+                continue;
+            };
+            if addr.is_ipv6() != v6 {
+                ctx.error(
+                    &item_key(&k, i),
+                    item,
+                    format!(
+                        "{addr}: the DNS servers of an {family} subnet must be {family} addresses"
+                    ),
+                );
+                continue;
+            }
+            addrs.push(addr);
+        }
+        Some(addrs)
+    });
+    let domain = f
+        .get("domain")
+        .and_then(|n| dns_name(ctx, &f.key("domain"), n, false));
+    if ctx.errors() > before {
+        return None;
+    }
+    Some(DhcpSubnet {
+        network: network?,
+        range: range?,
+        router,
+        dns,
+        domain,
+    })
+}
+
+/// Accepts `aa:bb:cc:dd:ee:ff` or `aa-bb-cc-dd-ee-ff` in any case; returns lower-case colons.
+fn normalise_mac(s: &str) -> Option<String> {
+    let sep = if s.contains('-') { '-' } else { ':' };
+    let parts: Vec<&str> = s.split(sep).collect();
+    let ok = parts.len() == 6
+        && parts
+            .iter()
+            .all(|p| p.len() == 2 && p.bytes().all(|b| b.is_ascii_hexdigit()));
+    ok.then(|| parts.join(":").to_ascii_lowercase())
+}
+
+type SubnetLists<'a> = (&'a Vec<DhcpSubnet>, &'a Vec<DhcpSubnet>);
+
+fn decode_reservations(
+    ctx: &mut Ctx,
+    node: &Node,
+    subnets: Option<SubnetLists<'_>>,
+) -> Vec<DhcpReservation> {
+    let mut out: Vec<DhcpReservation> = Vec::new();
+    let Some(items) = seq(ctx, "dhcp.reservations", node) else {
+        return out;
+    };
+    for (i, item) in items.iter().enumerate() {
+        let key = item_key("dhcp.reservations", i);
+        let before = ctx.errors();
+        let Some(f) = open_map(ctx, &key, item, RESERVATION_KEYS) else {
+            continue;
+        };
+        let mac = match f.get("mac") {
+            None => {
+                ctx.error(
+                    &f.key("mac"),
+                    item,
+                    "missing: a reservation needs the client's MAC address",
+                );
+                None
+            }
+            Some(n) => text(ctx, &f.key("mac"), n).and_then(|s| match normalise_mac(&s) {
+                Some(mac) => {
+                    if out.iter().any(|r| r.mac == mac) {
+                        ctx.error(&f.key("mac"), n, format!("{mac} is reserved twice"));
+                    }
+                    Some(mac)
+                }
+                None => {
+                    ctx.error(
+                        &f.key("mac"),
+                        n,
+                        format!(
+                            "expected a MAC address such as \"52:54:00:00:00:10\", got \"{s}\""
+                        ),
+                    );
+                    None
+                }
+            }),
+        };
+        let addr = match f.get("ip") {
+            None => {
+                ctx.error(
+                    &f.key("ip"),
+                    item,
+                    "missing: a reservation needs the address to give the client",
+                );
+                None
+            }
+            Some(n) => ip(ctx, &f.key("ip"), n).inspect(|addr| {
+                if out.iter().any(|r| r.ip == *addr) {
+                    ctx.error(&f.key("ip"), n, format!("{addr} is reserved twice"));
+                }
+                if let Some((v4, v6)) = subnets
+                    && !v4.iter().chain(v6.iter()).any(|s| s.network.contains(addr))
+                {
+                    ctx.error(
+                        &f.key("ip"),
+                        n,
+                        format!(
+                            "{addr} is not inside any subnet in dhcp.subnets or dhcp.v6.subnets"
+                        ),
+                    );
+                }
+            }),
+        };
+        let hostname = f.get("hostname").and_then(|n| {
+            let k = f.key("hostname");
+            let name = text(ctx, &k, n)?;
+            if let Some(problem) =
+                label_problem(&name, false).or(name.is_empty().then_some("is empty"))
+            {
+                ctx.error(
+                    &k,
+                    n,
+                    format!("\"{name}\" is not a valid host name (one DNS label): it {problem}"),
+                );
+                return None;
+            }
+            if out.iter().any(|r| {
+                r.hostname
+                    .as_ref()
+                    .is_some_and(|h| h.eq_ignore_ascii_case(&name))
+            }) {
+                ctx.error(&k, n, format!("the host name \"{name}\" is used twice"));
+            }
+            Some(name)
+        });
+        let boot = f
+            .get("boot")
+            .map(|n| decode_boot(ctx, &f.key("boot"), n))
+            .unwrap_or_default();
+        if ctx.errors() > before {
+            continue;
+        }
+        if let (Some(mac), Some(ip)) = (mac, addr) {
+            out.push(DhcpReservation {
+                mac,
+                ip,
+                hostname,
+                boot,
+            });
+        }
+    }
+    out
+}

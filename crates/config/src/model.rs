@@ -1,0 +1,174 @@
+//! The validated runtime configuration: what the services receive.
+//!
+//! These types are the contract between `kindling-config` and the services. They carry no
+//! serde shape of their own; `crate::load`/`crate::parse` build them from the YAML text after
+//! every check has passed, so a service never sees an invalid value.
+
+use std::net::{IpAddr, SocketAddr};
+use std::ops::RangeInclusive;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+/// The whole configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Where leases and other state live (`state_dir`).
+    pub state_dir: PathBuf,
+    pub log: LogConfig,
+    /// `None` when the `tftp` section is absent or `enabled: false`.
+    pub tftp: Option<TftpConfig>,
+    pub boot: BootConfig,
+    /// Parsed and validated so that configs written for the whole appliance load; served once
+    /// the DHCP service exists.
+    pub dhcp: Option<DhcpConfig>,
+    /// Parsed and validated likewise; served once the DNS service exists.
+    pub dns: Option<DnsConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A tracing `EnvFilter` directive such as `info` or `kindling_tftp=debug`.
+    pub level: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TftpConfig {
+    /// Addresses to listen on; port 0 means "any free port" (used by tests).
+    pub listen: Vec<SocketAddr>,
+    /// Every request resolves inside this directory. Relative paths are relative to the
+    /// working directory of the daemon.
+    pub root: PathBuf,
+    /// Concurrent transfers; requests beyond it wait up to `queue_timeout`.
+    pub max_sessions: usize,
+    /// How long a request past `max_sessions` waits for a free slot before it gets an ERROR.
+    pub queue_timeout: Duration,
+    /// Who may read (`tftp.allow_from`); `None` means any source.
+    pub allow_from: Option<Vec<IpNet>>,
+    /// Serve every transfer from the listening port (NAT and strict firewalls).
+    pub single_port: bool,
+    /// Local ports for per-transfer sockets; `None` means kernel-chosen ephemeral ports.
+    pub port_range: Option<RangeInclusive<u16>>,
+    /// Retransmission timeout when the client does not negotiate one (RFC 2349).
+    pub timeout: Duration,
+    /// Retransmissions of one packet or window before the transfer is abandoned.
+    pub retries: u32,
+    /// Upper bound for the negotiated blksize (also clamped to the path MTU at run time).
+    pub max_blksize: u16,
+    /// Upper bound for the negotiated windowsize (RFC 7440).
+    pub max_windowsize: u16,
+    /// Total memory for boot images shared between concurrent transfers of the same file.
+    pub cache_size: u64,
+    pub write: TftpWriteConfig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OverwritePolicy {
+    /// An upload to an existing name is refused with ERROR 6 in answer to the WRQ.
+    Refuse,
+    /// An upload replaces the existing file atomically once it is complete.
+    Replace,
+    /// An upload to an existing name keeps the old file as a timestamped sibling.
+    Versioned,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TftpWriteConfig {
+    pub enabled: bool,
+    /// Relative to the TFTP root; the only place a write may land.
+    pub dir: PathBuf,
+    pub overwrite: OverwritePolicy,
+    /// Largest upload accepted, in bytes.
+    pub max_size: u64,
+    /// Who may upload; `None` means any source.
+    pub allow_from: Option<Vec<IpNet>>,
+}
+
+/// What PXE clients are told to load, by client kind. Paths are TFTP paths or http(s) URLs.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct BootConfig {
+    pub bios: Option<String>,
+    pub uefi_x64: Option<String>,
+    pub uefi_arm64: Option<String>,
+    pub ipxe: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DhcpMode {
+    Server,
+    Proxy,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DhcpConfig {
+    pub mode: DhcpMode,
+    /// `None`: every non-loopback interface.
+    pub interfaces: Option<Vec<String>>,
+    pub lease_time: Duration,
+    pub subnets: Vec<DhcpSubnet>,
+    pub reservations: Vec<DhcpReservation>,
+    pub v6: Option<Dhcp6Config>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DhcpSubnet {
+    pub network: IpNet,
+    pub range: (IpAddr, IpAddr),
+    pub router: Option<IpAddr>,
+    /// `None`: this box, when DNS is enabled.
+    pub dns: Option<Vec<IpAddr>>,
+    pub domain: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DhcpReservation {
+    /// Normalised to lower-case `aa:bb:cc:dd:ee:ff`.
+    pub mac: String,
+    pub ip: IpAddr,
+    pub hostname: Option<String>,
+    pub boot: BootConfig,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Dhcp6Config {
+    pub router_advertisements: bool,
+    pub subnets: Vec<DhcpSubnet>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DnsConfig {
+    pub listen: Vec<SocketAddr>,
+    pub domain: String,
+    pub records: Vec<DnsRecord>,
+    pub upstreams: Vec<SocketAddr>,
+    pub allow_recursion_from: Option<Vec<IpNet>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DnsRecord {
+    pub name: String,
+    pub data: DnsRecordData,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum DnsRecordData {
+    A(std::net::Ipv4Addr),
+    Aaaa(std::net::Ipv6Addr),
+    Cname(String),
+    Txt(String),
+    Srv {
+        priority: u16,
+        weight: u16,
+        port: u16,
+        target: String,
+    },
+}

@@ -1,0 +1,22 @@
+//! `kindling`: one daemon and one YAML file for network boot.
+//!
+//! `kindling serve [--config FILE]`, `kindling check-config FILE`,
+//! `kindling print-config [--config FILE]`, `kindling --version`.
+
+mod cli;
+mod serve;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let cli = cli::Cli::parse();
+    match cli::run(cli) {
+        Ok(code) => code,
+        Err(error) => {
+            eprintln!("kindling: error: {error:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! `kindling serve`: the runtime, the services, signals, reload and shutdown.
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use kindling_config::{Config, Loaded, LogFormat};
+use kindling_tftp::{TftpHandle, TftpService};
+use tokio::signal::unix::{SignalKind, signal};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+use tracing_subscriber::EnvFilter;
+
+use crate::cli::LogFormatArg;
+
+/// SIGINT/SIGTERM must end the process within 5 s; transfers get most of that to send their
+/// ERROR packets and remove partial uploads.
+const SHUTDOWN_GRACE: Duration = Duration::from_millis(4000);
+
+pub(crate) fn run(
+    loaded: Loaded,
+    origin: String,
+    config_path: Option<PathBuf>,
+    log_format: Option<LogFormatArg>,
+) -> anyhow::Result<ExitCode> {
+    init_logging(&loaded.config, log_format);
+    for warning in &loaded.warnings {
+        warn!(config = %origin, "{warning}");
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .thread_name("kindling")
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(serve(loaded.config, config_path))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn init_logging(config: &Config, log_format: Option<LogFormatArg>) {
+    let filter = EnvFilter::try_from_env("KINDLING_LOG")
+        .or_else(|_| EnvFilter::try_new(&config.log.level))
+        .unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = match log_format {
+        Some(LogFormatArg::Json) => true,
+        Some(LogFormatArg::Text) => false,
+        None => config.log.format == LogFormat::Json,
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().flatten_event(true).init();
+    } else {
+        builder.init();
+    }
+}
+
+struct RunningTftp {
+    handle: TftpHandle,
+    task: JoinHandle<()>,
+    shutdown: CancellationToken,
+}
+
+async fn start_tftp(config: &Config) -> anyhow::Result<Option<RunningTftp>> {
+    let Some(tftp_config) = &config.tftp else {
+        info!("tftp is off (no tftp section, or enabled: false)");
+        return Ok(None);
+    };
+    let service = TftpService::bind(Arc::new(tftp_config.clone()))
+        .await
+        .context("starting the TFTP service")?;
+    for addr in service.local_addrs() {
+        info!(addr = %addr, root = %tftp_config.root.display(), "tftp listening");
+    }
+    let handle = service.handle();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(service.run(shutdown.clone()));
+    Ok(Some(RunningTftp {
+        handle,
+        task,
+        shutdown,
+    }))
+}
+
+fn note_unbuilt_services(config: &Config) {
+    if config.dhcp.is_some() {
+        warn!("the dhcp section is valid but this build has no DHCP service yet; it is not served");
+    }
+    if config.dns.is_some() {
+        warn!("the dns section is valid but this build has no DNS service yet; it is not served");
+    }
+}
+
+async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
+    let mut hangup = signal(SignalKind::hangup()).context("installing the SIGHUP handler")?;
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+
+    note_unbuilt_services(&config);
+    let mut tftp = start_tftp(&config).await?;
+    let mut current = config;
+    notify(&[sd_notify::NotifyState::Ready]);
+    info!(version = env!("CARGO_PKG_VERSION"), "kindling ready");
+
+    loop {
+        tokio::select! {
+            _ = hangup.recv() => {
+                let mut reloading = vec![sd_notify::NotifyState::Reloading];
+                if let Ok(stamp) = sd_notify::NotifyState::monotonic_usec_now() {
+                    reloading.push(stamp);
+                }
+                notify(&reloading);
+                match reload(&current, config_path.as_ref(), &mut tftp).await {
+                    Ok(Some(new_config)) => {
+                        current = new_config;
+                        info!("config reloaded");
+                    }
+                    Ok(None) => {}
+                    Err(reload_error) => {
+                        error!("config reload refused, keeping the running config: {reload_error:#}");
+                    }
+                }
+                notify(&[sd_notify::NotifyState::Ready]);
+            }
+            _ = terminate.recv() => { info!("SIGTERM: shutting down"); break; }
+            _ = interrupt.recv() => { info!("SIGINT: shutting down"); break; }
+        }
+    }
+
+    notify(&[sd_notify::NotifyState::Stopping]);
+    if let Some(running) = tftp.take() {
+        running.shutdown.cancel();
+        if tokio::time::timeout(SHUTDOWN_GRACE, running.task)
+            .await
+            .is_err()
+        {
+            warn!("tftp did not stop within the grace period; exiting anyway");
+        }
+    }
+    info!("stopped");
+    Ok(())
+}
+
+async fn reload(
+    current: &Config,
+    config_path: Option<&PathBuf>,
+    tftp: &mut Option<RunningTftp>,
+) -> anyhow::Result<Option<Config>> {
+    let Some(path) = config_path else {
+        info!("SIGHUP: serving the embedded default, nothing to reload");
+        return Ok(None);
+    };
+    let loaded = kindling_config::load(path).map_err(|errors| anyhow::anyhow!("{errors}"))?;
+    for warning in &loaded.warnings {
+        warn!(config = %path.display(), "{warning}");
+    }
+    let new_config = loaded.config;
+    if new_config.log != current.log {
+        warn!("log settings changed; they take effect at the next restart");
+    }
+    match (tftp.as_ref(), &new_config.tftp) {
+        (Some(running), Some(new_tftp)) => {
+            running
+                .handle
+                .reload(Arc::new(new_tftp.clone()))
+                .await
+                .context("applying the new tftp section")?;
+        }
+        (None, Some(_)) => {
+            *tftp = start_tftp(&new_config).await?;
+        }
+        (Some(_), None) => {
+            if let Some(running) = tftp.take() {
+                info!("tftp turned off by reload; transfers in flight finish first");
+                running.handle.stop_listening();
+                tokio::spawn(async move {
+                    let _ = running.task.await;
+                    drop(running.shutdown);
+                });
+            }
+        }
+        (None, None) => {}
+    }
+    note_unbuilt_services(&new_config);
+    Ok(Some(new_config))
+}
+
+fn notify(states: &[sd_notify::NotifyState<'_>]) {
+    if let Err(notify_error) = sd_notify::notify(states) {
+        warn!("sd_notify failed: {notify_error}");
+    }
+}

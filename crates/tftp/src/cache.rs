@@ -1,0 +1,288 @@
+//! Boot images shared between concurrent transfers.
+//!
+//! A rack powering on fetches the same kernel a hundred times at once; each transfer must not
+//! read the file once per block. The first transfer of a file loads it into one shared buffer,
+//! concurrent and later transfers of the same file (same device, inode, size and mtime) read
+//! that buffer, and entries nobody uses are evicted when the budget is needed or after they
+//! sit idle. Files larger than the budget are read with positioned reads instead.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use tokio::sync::OnceCell;
+
+use crate::fs::FileIdentity;
+use crate::proto::BlockSource;
+
+/// How long an unused entry stays in memory.
+const IDLE_EVICTION: Duration = Duration::from_secs(60);
+
+/// A shared in-memory file, or a file read on demand.
+#[derive(Debug, Clone)]
+pub(crate) enum Source {
+    Memory(Arc<[u8]>),
+    File(Arc<File>, u64),
+}
+
+impl BlockSource for Source {
+    fn len(&self) -> u64 {
+        match self {
+            Source::Memory(bytes) => bytes.len() as u64,
+            Source::File(_, len) => *len,
+        }
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Source::Memory(bytes) => {
+                let start = usize::try_from(offset)
+                    .unwrap_or(usize::MAX)
+                    .min(bytes.len());
+                let available = bytes.get(start..).unwrap_or_default();
+                let n = available.len().min(buf.len());
+                buf[..n].copy_from_slice(&available[..n]);
+                Ok(n)
+            }
+            Source::File(file, len) => {
+                let mut filled = 0;
+                while filled < buf.len() && offset + (filled as u64) < *len {
+                    match file.read_at(&mut buf[filled..], offset + filled as u64) {
+                        Ok(0) => break,
+                        Ok(n) => filled += n,
+                        Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                        Err(error) => return Err(error),
+                    }
+                }
+                Ok(filled)
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Entry {
+    cell: Arc<OnceCell<Arc<[u8]>>>,
+    len: u64,
+    last_used: Instant,
+}
+
+#[derive(Debug)]
+pub(crate) struct FileCache {
+    budget: u64,
+    entries: Mutex<HashMap<FileIdentity, Entry>>,
+}
+
+impl FileCache {
+    pub(crate) fn new(budget: u64) -> Self {
+        Self {
+            budget,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Returns a source for the file: the shared copy when it fits the budget (loading it if
+    /// this is the first transfer of that file), else the file itself.
+    pub(crate) async fn source(
+        &self,
+        identity: FileIdentity,
+        file: File,
+        len: u64,
+        now: Instant,
+    ) -> io::Result<Source> {
+        let file = Arc::new(file);
+        let Some(cell) = self.reserve(identity, len, now) else {
+            return Ok(Source::File(file, len));
+        };
+        let loaded = cell
+            .get_or_try_init(|| {
+                let file = Arc::clone(&file);
+                async move {
+                    tokio::task::spawn_blocking(move || read_whole(&file, len))
+                        .await
+                        .map_err(io::Error::other)?
+                }
+            })
+            .await;
+        match loaded {
+            Ok(bytes) => Ok(Source::Memory(Arc::clone(bytes))),
+            Err(error) => {
+                self.forget(identity);
+                Err(error)
+            }
+        }
+    }
+
+    /// Finds or makes room for an entry; `None` when the file cannot fit.
+    fn reserve(
+        &self,
+        identity: FileIdentity,
+        len: u64,
+        now: Instant,
+    ) -> Option<Arc<OnceCell<Arc<[u8]>>>> {
+        if len > self.budget {
+            return None;
+        }
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if let Some(entry) = entries.get_mut(&identity) {
+            entry.last_used = now;
+            return Some(Arc::clone(&entry.cell));
+        }
+        evict(&mut entries, now, IDLE_EVICTION);
+        let mut used: u64 = entries.values().map(|entry| entry.len).sum();
+        while used + len > self.budget {
+            // Drop the least recently used entry that no transfer is reading.
+            let victim = entries
+                .iter()
+                .filter(|(_, entry)| !in_use(entry))
+                .min_by_key(|(_, entry)| entry.last_used)
+                .map(|(identity, _)| *identity)?;
+            if let Some(entry) = entries.remove(&victim) {
+                used -= entry.len;
+            }
+        }
+        let cell = Arc::new(OnceCell::new());
+        entries.insert(
+            identity,
+            Entry {
+                cell: Arc::clone(&cell),
+                len,
+                last_used: now,
+            },
+        );
+        Some(cell)
+    }
+
+    fn forget(&self, identity: FileIdentity) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries.remove(&identity);
+    }
+
+    /// Drops entries that have sat unused for a while, so an idle daemon holds no images.
+    pub(crate) fn evict_idle(&self, now: Instant) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        evict(&mut entries, now, IDLE_EVICTION);
+    }
+
+    #[cfg(test)]
+    fn resident_bytes(&self) -> u64 {
+        let entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        entries.values().map(|entry| entry.len).sum()
+    }
+}
+
+/// An entry is in use while a transfer holds its bytes (or is loading them).
+fn in_use(entry: &Entry) -> bool {
+    Arc::strong_count(&entry.cell) > 1
+        || entry
+            .cell
+            .get()
+            .is_some_and(|bytes| Arc::strong_count(bytes) > 1)
+}
+
+fn evict(entries: &mut HashMap<FileIdentity, Entry>, now: Instant, idle: Duration) {
+    entries
+        .retain(|_, entry| in_use(entry) || now.saturating_duration_since(entry.last_used) < idle);
+}
+
+fn read_whole(file: &File, len: u64) -> io::Result<Arc<[u8]>> {
+    let size = usize::try_from(len).map_err(|_| io::Error::other("file too large for memory"))?;
+    let mut bytes = vec![0u8; size];
+    let mut filled = 0;
+    while filled < size {
+        match file.read_at(&mut bytes[filled..], filled as u64) {
+            Ok(0) => {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "file shrank while it was being read",
+                ));
+            }
+            Ok(n) => filled += n,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(bytes.into())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly on setup errors")]
+
+    use std::io::Write;
+
+    use super::*;
+
+    fn identity_of(file: &File) -> FileIdentity {
+        FileIdentity::of(&file.metadata().unwrap())
+    }
+
+    fn temp_file(bytes: &[u8]) -> tempfile::NamedTempFile {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(bytes).unwrap();
+        file
+    }
+
+    #[tokio::test]
+    async fn concurrent_transfers_of_one_file_share_one_copy() {
+        let file = temp_file(b"kernel image");
+        let cache = FileCache::new(1024);
+        let now = Instant::now();
+        let open = || File::open(file.path()).unwrap();
+        let identity = identity_of(&open());
+        let first = cache.source(identity, open(), 12, now).await.unwrap();
+        let second = cache.source(identity, open(), 12, now).await.unwrap();
+        match (&first, &second) {
+            (Source::Memory(a), Source::Memory(b)) => assert!(Arc::ptr_eq(a, b)),
+            other => panic!("expected shared memory sources, got {other:?}"),
+        }
+        let mut buf = [0u8; 6];
+        assert_eq!(second.read_at(7, &mut buf).unwrap(), 5);
+        assert_eq!(&buf[..5], b"image");
+    }
+
+    #[tokio::test]
+    async fn files_over_the_budget_are_read_on_demand() {
+        let file = temp_file(&[7u8; 100]);
+        let cache = FileCache::new(10);
+        let opened = File::open(file.path()).unwrap();
+        let identity = identity_of(&opened);
+        let source = cache
+            .source(identity, opened, 100, Instant::now())
+            .await
+            .unwrap();
+        assert!(matches!(source, Source::File(..)));
+        let mut buf = [0u8; 8];
+        assert_eq!(source.read_at(96, &mut buf).unwrap(), 4);
+        assert_eq!(cache.resident_bytes(), 0);
+    }
+
+    #[tokio::test]
+    async fn unused_entries_make_room_and_idle_ones_are_evicted() {
+        let a = temp_file(&[1u8; 60]);
+        let b = temp_file(&[2u8; 60]);
+        let cache = FileCache::new(100);
+        let now = Instant::now();
+        let open_a = File::open(a.path()).unwrap();
+        let id_a = identity_of(&open_a);
+        let source_a = cache.source(id_a, open_a, 60, now).await.unwrap();
+        let open_b = File::open(b.path()).unwrap();
+        let id_b = identity_of(&open_b);
+        // `a` is still being read, so `b` cannot evict it and is served from the file.
+        let source_b = cache.source(id_b, open_b, 60, now).await.unwrap();
+        assert!(matches!(source_b, Source::File(..)));
+        drop(source_a);
+        let source_b = cache
+            .source(id_b, File::open(b.path()).unwrap(), 60, now)
+            .await
+            .unwrap();
+        assert!(matches!(source_b, Source::Memory(..)));
+        assert_eq!(cache.resident_bytes(), 60);
+        drop(source_b);
+        cache.evict_idle(now + IDLE_EVICTION + Duration::from_secs(1));
+        assert_eq!(cache.resident_bytes(), 0);
+    }
+}

@@ -1,0 +1,1076 @@
+//! The tokio shell around the sans-IO transfer cores.
+//!
+//! One task per listening socket receives requests and admits them; one task per transfer
+//! owns its own socket (bound to the address the request was sent to, on an ephemeral port or
+//! one from `port_range`), feeds datagrams and timeouts to its `ReadTransfer` or
+//! `WriteTransfer` and sends what the core asks for. In `single_port` mode the transfer shares
+//! the listening socket: the listener forwards the peer's datagrams to the transfer's inbox and
+//! the transfer answers with an explicit source address. The shell makes no protocol
+//! decisions.
+
+use std::collections::{HashMap, HashSet};
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant, SystemTime};
+
+use ipnet::IpNet;
+use kindling_config::TftpConfig;
+use kindling_udp::{RecvMeta, UdpEndpoint, interface_mtu};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::{debug, error, info, warn};
+
+use crate::cache::{FileCache, Source};
+use crate::error::TftpError;
+use crate::fs::{AccessError, Root, Upload, WritePolicy};
+use crate::netascii;
+use crate::proto::{
+    BlockSource, Negotiated, Outcome, ReadTransfer, Settings, Stats, UploadSink, WriteTransfer,
+    negotiate_read, negotiate_write,
+};
+use crate::wire::{self, ErrorCode, MAX_BLKSIZE, MAX_PACKET, Mode, Packet, Request};
+
+/// RFC 7440 grants beyond what a default socket receive buffer holds make atftpd stall.
+const MAX_WINDOW_BYTES: usize = 128 * 1024;
+/// Netascii files are converted in memory; larger ones are refused rather than buffered.
+const MAX_NETASCII_FILE: u64 = 64 * 1024 * 1024;
+/// Requests waiting for a slot, as a multiple of `max_sessions`; beyond it they are dropped
+/// (the client retransmits).
+const QUEUE_FACTOR: usize = 4;
+/// Datagrams buffered per single-port transfer before the listener drops them.
+const INBOX_DEPTH: usize = 256;
+const CACHE_SWEEP: Duration = Duration::from_secs(10);
+
+/// A bound TFTP service, ready to `run`.
+#[derive(Debug)]
+pub struct TftpService {
+    shared: Arc<Shared>,
+    listeners: Vec<Listener>,
+    control_rx: mpsc::Receiver<Control>,
+    control_tx: mpsc::Sender<Control>,
+}
+
+/// Controls a running service: reload and stop listening.
+#[derive(Debug, Clone)]
+pub struct TftpHandle {
+    control: mpsc::Sender<Control>,
+}
+
+#[derive(Debug)]
+enum Control {
+    Reload(Arc<TftpConfig>, oneshot::Sender<Result<(), TftpError>>),
+    StopListening,
+}
+
+#[derive(Debug)]
+struct Listener {
+    configured: SocketAddr,
+    endpoint: Arc<UdpEndpoint>,
+    local: SocketAddr,
+}
+
+#[derive(Debug)]
+struct Active {
+    config: Arc<TftpConfig>,
+    root: Arc<Root>,
+}
+
+#[derive(Debug)]
+struct Shared {
+    active: RwLock<Arc<Active>>,
+    cache: FileCache,
+    /// Peers with a transfer queued or running; in single-port mode, their inboxes.
+    sessions: Mutex<HashMap<SocketAddr, Option<mpsc::Sender<Vec<u8>>>>>,
+    permits: Arc<Semaphore>,
+    limit: AtomicUsize,
+    queued: AtomicUsize,
+    transfers: TaskTracker,
+    next_seed: AtomicU64,
+}
+
+impl TftpService {
+    /// Opens the root and binds every listening address. Nothing is served until `run`.
+    pub async fn bind(config: Arc<TftpConfig>) -> Result<Self, TftpError> {
+        let root = open_root(&config)?;
+        let listeners = bind_all(&config.listen)?;
+        let (control_tx, control_rx) = mpsc::channel(4);
+        let shared = Arc::new(Shared {
+            cache: FileCache::new(config.cache_size),
+            permits: Arc::new(Semaphore::new(config.max_sessions)),
+            limit: AtomicUsize::new(config.max_sessions),
+            queued: AtomicUsize::new(0),
+            sessions: Mutex::new(HashMap::new()),
+            transfers: TaskTracker::new(),
+            next_seed: AtomicU64::new(seed_from_clock()),
+            active: RwLock::new(Arc::new(Active {
+                config,
+                root: Arc::new(root),
+            })),
+        });
+        Ok(Self {
+            shared,
+            listeners,
+            control_rx,
+            control_tx,
+        })
+    }
+
+    /// The bound addresses (with the real port where the config said 0).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.listeners
+            .iter()
+            .map(|listener| listener.local)
+            .collect()
+    }
+
+    pub fn handle(&self) -> TftpHandle {
+        TftpHandle {
+            control: self.control_tx.clone(),
+        }
+    }
+
+    /// Serves until `shutdown` is cancelled, then aborts transfers in flight (each peer gets
+    /// an ERROR, partial uploads are removed) and returns once they are gone.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let TftpService {
+            shared,
+            listeners,
+            mut control_rx,
+            control_tx,
+        } = self;
+        drop(control_tx);
+        let mut running: HashMap<SocketAddr, (CancellationToken, JoinHandle<()>)> = HashMap::new();
+        for listener in listeners {
+            let stop = shutdown.child_token();
+            let task = tokio::spawn(listen(
+                Arc::clone(&listener.endpoint),
+                Arc::clone(&shared),
+                stop.clone(),
+                shutdown.clone(),
+            ));
+            running.insert(listener.configured, (stop, task));
+        }
+        let mut sweep = tokio::time::interval(CACHE_SWEEP);
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => break,
+                _ = sweep.tick() => shared.cache.evict_idle(now()),
+                control = control_rx.recv() => match control {
+                    Some(Control::Reload(config, reply)) => {
+                        let result = reload(&shared, &mut running, config, &shutdown);
+                        let _ = reply.send(result);
+                    }
+                    Some(Control::StopListening) => {
+                        for (stop, _) in running.values() {
+                            stop.cancel();
+                        }
+                        running.clear();
+                        break;
+                    }
+                    None => {}
+                },
+            }
+        }
+        for (stop, task) in running.into_values() {
+            stop.cancel();
+            let _ = task.await;
+        }
+        shared.transfers.close();
+        shared.transfers.wait().await;
+    }
+}
+
+impl TftpHandle {
+    /// Applies a new `tftp` section to requests that arrive from now on; transfers in flight
+    /// keep the settings they started with. Listening addresses are rebound when they
+    /// changed. On error nothing changes.
+    pub async fn reload(&self, config: Arc<TftpConfig>) -> Result<(), TftpError> {
+        let (reply_tx, reply_rx) = oneshot::channel();
+        self.control
+            .send(Control::Reload(config, reply_tx))
+            .await
+            .map_err(|_| TftpError::Stopped)?;
+        reply_rx.await.map_err(|_| TftpError::Stopped)?
+    }
+
+    /// Stops accepting requests; transfers in flight run to completion and `run` returns
+    /// once they are done.
+    pub fn stop_listening(&self) {
+        let _ = self.control.try_send(Control::StopListening);
+    }
+}
+
+fn open_root(config: &TftpConfig) -> Result<Root, TftpError> {
+    Root::open(&config.root).map_err(|source| TftpError::Root {
+        path: config.root.clone(),
+        source,
+    })
+}
+
+fn bind_all(addresses: &[SocketAddr]) -> Result<Vec<Listener>, TftpError> {
+    addresses
+        .iter()
+        .map(|&configured| {
+            let endpoint = UdpEndpoint::bind(configured).map_err(|source| TftpError::Bind {
+                addr: configured,
+                source,
+            })?;
+            let local = endpoint.local_addr().map_err(|source| TftpError::Bind {
+                addr: configured,
+                source,
+            })?;
+            Ok(Listener {
+                configured,
+                endpoint: Arc::new(endpoint),
+                local,
+            })
+        })
+        .collect()
+}
+
+fn reload(
+    shared: &Arc<Shared>,
+    running: &mut HashMap<SocketAddr, (CancellationToken, JoinHandle<()>)>,
+    config: Arc<TftpConfig>,
+    shutdown: &CancellationToken,
+) -> Result<(), TftpError> {
+    let root = open_root(&config)?;
+    let wanted: HashSet<SocketAddr> = config.listen.iter().copied().collect();
+    let to_bind: Vec<SocketAddr> = config
+        .listen
+        .iter()
+        .copied()
+        .filter(|addr| !running.contains_key(addr))
+        .collect();
+    // Bind the new addresses first so that a failure leaves the service as it was.
+    let new_listeners = bind_all(&to_bind)?;
+    let removed: Vec<SocketAddr> = running
+        .keys()
+        .copied()
+        .filter(|addr| !wanted.contains(addr))
+        .collect();
+    for addr in removed {
+        if let Some((stop, _task)) = running.remove(&addr) {
+            stop.cancel();
+            info!(addr = %addr, "tftp stopped listening");
+        }
+    }
+    for listener in new_listeners {
+        info!(addr = %listener.local, "tftp listening");
+        let stop = shutdown.child_token();
+        let task = tokio::spawn(listen(
+            Arc::clone(&listener.endpoint),
+            Arc::clone(shared),
+            stop.clone(),
+            shutdown.clone(),
+        ));
+        running.insert(listener.configured, (stop, task));
+    }
+    shared.resize(config.max_sessions);
+    *shared
+        .active
+        .write()
+        .unwrap_or_else(PoisonError::into_inner) = Arc::new(Active {
+        config,
+        root: Arc::new(root),
+    });
+    Ok(())
+}
+
+impl Shared {
+    fn active(&self) -> Arc<Active> {
+        Arc::clone(&self.active.read().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn resize(&self, new_limit: usize) {
+        let old_limit = self.limit.swap(new_limit, Ordering::SeqCst);
+        if new_limit > old_limit {
+            self.permits.add_permits(new_limit - old_limit);
+        } else if new_limit < old_limit {
+            // Retire permits as running transfers hand them back.
+            let permits = Arc::clone(&self.permits);
+            let surplus = u32::try_from(old_limit - new_limit).unwrap_or(u32::MAX);
+            tokio::spawn(async move {
+                if let Ok(retired) = permits.acquire_many_owned(surplus).await {
+                    retired.forget();
+                }
+            });
+        }
+    }
+
+    fn inbox_of(&self, peer: SocketAddr) -> Option<mpsc::Sender<Vec<u8>>> {
+        let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        sessions.get(&peer).and_then(Clone::clone)
+    }
+
+    /// Registers a peer; false if it already has a transfer queued or running.
+    fn claim(&self, peer: SocketAddr, inbox: Option<mpsc::Sender<Vec<u8>>>) -> bool {
+        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        if sessions.contains_key(&peer) {
+            return false;
+        }
+        sessions.insert(peer, inbox);
+        true
+    }
+
+    fn release(&self, peer: SocketAddr) {
+        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
+        sessions.remove(&peer);
+    }
+}
+
+/// Removes the peer's session entry when the transfer (or its wait in the queue) ends.
+struct SessionGuard {
+    shared: Arc<Shared>,
+    peer: SocketAddr,
+}
+
+impl Drop for SessionGuard {
+    fn drop(&mut self) {
+        self.shared.release(self.peer);
+    }
+}
+
+async fn listen(
+    endpoint: Arc<UdpEndpoint>,
+    shared: Arc<Shared>,
+    stop: CancellationToken,
+    shutdown: CancellationToken,
+) {
+    let mut buf = vec![0u8; MAX_PACKET];
+    loop {
+        let received = tokio::select! {
+            _ = stop.cancelled() => return,
+            received = endpoint.recv(&mut buf) => received,
+        };
+        let meta = match received {
+            Ok(meta) => meta,
+            Err(recv_error) => {
+                debug!(error = %recv_error, "tftp receive error");
+                continue;
+            }
+        };
+        if meta.truncated {
+            debug!(peer = %meta.source, "oversize datagram dropped");
+            continue;
+        }
+        let datagram = &buf[..meta.len];
+        if let Some(inbox) = shared.inbox_of(meta.source) {
+            if inbox.try_send(datagram.to_vec()).is_err() {
+                debug!(peer = %meta.source, "transfer inbox full, datagram dropped");
+            }
+            continue;
+        }
+        match Packet::parse(datagram) {
+            Ok(Packet::Rrq(_)) => admit(
+                &shared,
+                Direction::Read,
+                datagram,
+                meta,
+                &endpoint,
+                &shutdown,
+            ),
+            Ok(Packet::Wrq(_)) => admit(
+                &shared,
+                Direction::Write,
+                datagram,
+                meta,
+                &endpoint,
+                &shutdown,
+            ),
+            Ok(_) => debug!(peer = %meta.source, "not a request on the listening port, dropped"),
+            Err(wire::WireError::UnsupportedMode) => {
+                info!(peer = %meta.source, "request refused: unsupported transfer mode");
+                reply_from_listener(
+                    &endpoint,
+                    &meta,
+                    ErrorCode::IllegalOperation,
+                    "unsupported mode",
+                );
+            }
+            Err(parse_error) => {
+                debug!(peer = %meta.source, error = %parse_error, "malformed request dropped");
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Direction {
+    Read,
+    Write,
+}
+
+impl Direction {
+    fn as_str(self) -> &'static str {
+        match self {
+            Direction::Read => "read",
+            Direction::Write => "write",
+        }
+    }
+}
+
+/// Sends an ERROR from the listening socket, sourced from the address the request was sent to.
+fn reply_from_listener(
+    endpoint: &Arc<UdpEndpoint>,
+    meta: &RecvMeta,
+    code: ErrorCode,
+    message: &str,
+) {
+    let mut buf = [0u8; 256];
+    let len = wire::emit_error(&mut buf, code, message);
+    let packet = buf[..len].to_vec();
+    let endpoint = Arc::clone(endpoint);
+    let (to, from, ifindex) = (meta.source, meta.local_ip, meta.ifindex);
+    tokio::spawn(async move {
+        let sent = match from {
+            Some(from) if usable_source(from) => {
+                endpoint.send_from(&packet, to, from, ifindex).await
+            }
+            _ => endpoint.send_to(&packet, to).await,
+        };
+        if let Err(send_error) = sent {
+            debug!(peer = %to, error = %send_error, "could not send ERROR");
+        }
+    });
+}
+
+fn usable_source(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => !(v4.is_unspecified() || v4.is_broadcast() || v4.is_multicast()),
+        IpAddr::V6(v6) => !(v6.is_unspecified() || v6.is_multicast()),
+    }
+}
+
+fn allowed(acl: Option<&Vec<IpNet>>, ip: IpAddr) -> bool {
+    let ip = match ip {
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
+        v4 => v4,
+    };
+    acl.is_none_or(|networks| networks.iter().any(|network| network.contains(&ip)))
+}
+
+fn admit(
+    shared: &Arc<Shared>,
+    direction: Direction,
+    datagram: &[u8],
+    meta: RecvMeta,
+    endpoint: &Arc<UdpEndpoint>,
+    shutdown: &CancellationToken,
+) {
+    let active = shared.active();
+    let config = &active.config;
+    let peer = meta.source;
+    let file = request_name(datagram);
+    let acl = match direction {
+        Direction::Read => config.allow_from.as_ref(),
+        Direction::Write => config.write.allow_from.as_ref(),
+    };
+    if !allowed(acl, peer.ip()) {
+        info!(peer = %peer, file = %file, direction = direction.as_str(), "request refused: source not in allow_from");
+        reply_from_listener(endpoint, &meta, ErrorCode::AccessViolation, "access denied");
+        return;
+    }
+    if direction == Direction::Write && !config.write.enabled {
+        info!(peer = %peer, file = %file, "write refused: uploads are disabled (tftp.write.enabled)");
+        reply_from_listener(
+            endpoint,
+            &meta,
+            ErrorCode::AccessViolation,
+            "writes are disabled",
+        );
+        return;
+    }
+    let local_ip = match meta.local_ip.filter(|ip| usable_source(*ip)) {
+        Some(ip) => ip,
+        None => match endpoint.local_addr().map(|addr| addr.ip()) {
+            Ok(ip) if usable_source(ip) => ip,
+            _ => {
+                debug!(peer = %peer, "request to a broadcast or unknown address dropped");
+                return;
+            }
+        },
+    };
+    let (inbox_tx, inbox_rx) = if config.single_port {
+        let (tx, rx) = mpsc::channel(INBOX_DEPTH);
+        (Some(tx), Some(rx))
+    } else {
+        (None, None)
+    };
+    if !shared.claim(peer, inbox_tx) {
+        debug!(peer = %peer, file = %file, "repeated request while its transfer is queued or running, dropped");
+        return;
+    }
+    let guard = SessionGuard {
+        shared: Arc::clone(shared),
+        peer,
+    };
+    let job = Job {
+        shared: Arc::clone(shared),
+        active: Arc::clone(&active),
+        direction,
+        datagram: datagram.to_vec(),
+        peer,
+        local_ip,
+        ifindex: meta.ifindex,
+        listener: Arc::clone(endpoint),
+        inbox: inbox_rx,
+        shutdown: shutdown.clone(),
+        _guard: guard,
+    };
+    match Arc::clone(&shared.permits).try_acquire_owned() {
+        Ok(permit) => {
+            shared.transfers.spawn(job.run(permit));
+        }
+        Err(_) => {
+            let limit = shared.limit.load(Ordering::Relaxed);
+            let queued = shared.queued.load(Ordering::Relaxed);
+            if queued >= limit.saturating_mul(QUEUE_FACTOR) {
+                warn!(peer = %peer, file = %file, queued, "max_sessions reached and the queue is full: request dropped, the client will retry");
+                return;
+            }
+            shared.queued.fetch_add(1, Ordering::Relaxed);
+            info!(peer = %peer, file = %file, max_sessions = limit, "max_sessions reached: request queued");
+            let queue_timeout = config.queue_timeout;
+            let permits = Arc::clone(&shared.permits);
+            let shared = Arc::clone(shared);
+            shared.clone().transfers.spawn(async move {
+                let waited = tokio::select! {
+                    _ = job.shutdown.cancelled() => None,
+                    permit = tokio::time::timeout(queue_timeout, permits.acquire_owned()) => Some(permit),
+                };
+                shared.queued.fetch_sub(1, Ordering::Relaxed);
+                match waited {
+                    Some(Ok(Ok(permit))) => job.run(permit).await,
+                    Some(Err(_elapsed)) => {
+                        warn!(peer = %job.peer, file = %request_name(&job.datagram), waited_ms = queue_timeout.as_millis() as u64, "no transfer slot freed in time: request refused");
+                        job.refuse(ErrorCode::NotDefined, "server busy, try again").await;
+                    }
+                    _ => {}
+                }
+            });
+        }
+    }
+}
+
+fn request_name(datagram: &[u8]) -> String {
+    match Packet::parse(datagram) {
+        Ok(Packet::Rrq(request) | Packet::Wrq(request)) => printable(request.filename),
+        _ => String::new(),
+    }
+}
+
+/// A client-supplied name made safe for a log line.
+fn printable(bytes: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&bytes[..bytes.len().min(256)]);
+    text.escape_debug().to_string()
+}
+
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+fn seed_from_clock() -> u64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|elapsed| elapsed.as_nanos() as u64)
+        .unwrap_or(0x9e37_79b9_7f4a_7c15)
+}
+
+/// One admitted request and everything its transfer needs.
+struct Job {
+    shared: Arc<Shared>,
+    active: Arc<Active>,
+    direction: Direction,
+    datagram: Vec<u8>,
+    peer: SocketAddr,
+    local_ip: IpAddr,
+    ifindex: Option<u32>,
+    listener: Arc<UdpEndpoint>,
+    inbox: Option<mpsc::Receiver<Vec<u8>>>,
+    shutdown: CancellationToken,
+    _guard: SessionGuard,
+}
+
+/// How a transfer talks to its peer.
+enum Transport {
+    /// A socket of its own: the RFC 1350 transfer identifier.
+    Own(UdpEndpoint),
+    /// The listening socket, shared by every transfer (`single_port`).
+    Shared {
+        endpoint: Arc<UdpEndpoint>,
+        local_ip: IpAddr,
+        ifindex: Option<u32>,
+        inbox: mpsc::Receiver<Vec<u8>>,
+        peer: SocketAddr,
+    },
+}
+
+impl Transport {
+    async fn send(&self, packet: &[u8], to: SocketAddr) -> std::io::Result<usize> {
+        match self {
+            Transport::Own(endpoint) => endpoint.send_to(packet, to).await,
+            Transport::Shared {
+                endpoint,
+                local_ip,
+                ifindex,
+                ..
+            } => endpoint.send_from(packet, to, *local_ip, *ifindex).await,
+        }
+    }
+
+    /// Receives the next datagram for this transfer: its length and its source.
+    async fn recv(&mut self, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
+        match self {
+            Transport::Own(endpoint) => loop {
+                match endpoint.recv(buf).await {
+                    Ok(meta) if meta.truncated => {
+                        debug!(peer = %meta.source, "oversize datagram dropped");
+                    }
+                    Ok(meta) => return Some((meta.len, meta.source)),
+                    Err(recv_error) => debug!(error = %recv_error, "tftp transfer receive error"),
+                }
+            },
+            Transport::Shared { inbox, peer, .. } => {
+                let datagram = inbox.recv().await?;
+                let len = datagram.len().min(buf.len());
+                buf[..len].copy_from_slice(&datagram[..len]);
+                Some((len, *peer))
+            }
+        }
+    }
+}
+
+/// What one finished transfer reports in its log line.
+struct Report {
+    file: String,
+    bytes: u64,
+    negotiated: Option<Negotiated>,
+    stats: Option<Stats>,
+    outcome: String,
+    success: bool,
+    kept_previous_as: Option<String>,
+}
+
+impl Report {
+    fn refused(file: String, reason: String) -> Self {
+        Report {
+            file,
+            bytes: 0,
+            negotiated: None,
+            stats: None,
+            outcome: reason,
+            success: false,
+            kept_previous_as: None,
+        }
+    }
+}
+
+impl Job {
+    async fn run(mut self, permit: OwnedSemaphorePermit) {
+        let _permit = permit;
+        let started = now();
+        let transport = match self.transport() {
+            Ok(transport) => transport,
+            Err(bind_error) => {
+                error!(peer = %self.peer, error = %bind_error, "no socket for the transfer");
+                self.refuse(ErrorCode::NotDefined, "server error").await;
+                return;
+            }
+        };
+        let report = match self.direction {
+            Direction::Read => self.read(transport).await,
+            Direction::Write => self.write(transport).await,
+        };
+        self.log(&report, started);
+    }
+
+    fn transport(&mut self) -> std::io::Result<Transport> {
+        if let Some(inbox) = self.inbox.take() {
+            return Ok(Transport::Shared {
+                endpoint: Arc::clone(&self.listener),
+                local_ip: self.local_ip,
+                ifindex: self.ifindex,
+                inbox,
+                peer: self.peer,
+            });
+        }
+        let ports = self
+            .active
+            .config
+            .port_range
+            .as_ref()
+            .map(|range| (*range.start(), *range.end()));
+        let seed = self
+            .shared
+            .next_seed
+            .fetch_add(0x9e37_79b9, Ordering::Relaxed);
+        UdpEndpoint::bind_ephemeral(self.local_ip, self.ifindex, ports, seed).map(Transport::Own)
+    }
+
+    /// Answers the request with an ERROR from the listening socket (used before a transfer
+    /// socket exists).
+    async fn refuse(&self, code: ErrorCode, message: &str) {
+        let mut buf = [0u8; 256];
+        let len = wire::emit_error(&mut buf, code, message);
+        let sent = self
+            .listener
+            .send_from(&buf[..len], self.peer, self.local_ip, self.ifindex)
+            .await;
+        if let Err(send_error) = sent {
+            debug!(peer = %self.peer, error = %send_error, "could not send ERROR");
+        }
+    }
+
+    fn settings(&self) -> Settings {
+        let config = &self.active.config;
+        Settings {
+            max_blksize: path_blksize(self.local_ip, self.ifindex)
+                .min(config.max_blksize)
+                .min(MAX_BLKSIZE),
+            max_windowsize: config.max_windowsize,
+            max_window_bytes: MAX_WINDOW_BYTES,
+            default_timeout: config.timeout,
+            max_retries: config.retries,
+            max_upload_size: config.write.max_size,
+        }
+    }
+
+    async fn read(&self, mut transport: Transport) -> Report {
+        let Ok(Packet::Rrq(request)) = Packet::parse(&self.datagram) else {
+            return Report::refused(String::new(), "unparsable request".into());
+        };
+        let file = printable(request.filename);
+        let root = Arc::clone(&self.active.root);
+        let name = request.filename.to_vec();
+        let opened = tokio::task::spawn_blocking(move || root.open_read(&name)).await;
+        let opened = match opened {
+            Ok(Ok(opened)) => opened,
+            Ok(Err(access_error)) => {
+                send_access_error(&transport, self.peer, &access_error).await;
+                return Report::refused(file, format!("refused: {access_error}"));
+            }
+            Err(join_error) => {
+                return Report::refused(file, format!("internal error: {join_error}"));
+            }
+        };
+        let file = opened.relative.clone();
+        let source = match self.source_for(&request, opened).await {
+            Ok(source) => source,
+            Err((code, message, reason)) => {
+                send_error(&transport, self.peer, code, message).await;
+                return Report::refused(file, reason);
+            }
+        };
+        let negotiated = negotiate_read(&request, &self.settings(), source.len());
+        let mut transfer = ReadTransfer::new(self.peer, &negotiated, source.len(), now());
+        let mut send_buf = vec![0u8; MAX_PACKET];
+        let mut recv_buf = vec![0u8; MAX_PACKET];
+        let mut shutting_down = false;
+        loop {
+            while let Some(transmit) = transfer.poll_transmit(now(), &source, &mut send_buf) {
+                if let Err(send_error) =
+                    transport.send(&send_buf[..transmit.len], transmit.to).await
+                {
+                    debug!(peer = %transmit.to, error = %send_error, "send failed");
+                }
+            }
+            if transfer.outcome().is_some() {
+                break;
+            }
+            let deadline = transfer.poll_timeout();
+            tokio::select! {
+                _ = self.shutdown.cancelled(), if !shutting_down => {
+                    shutting_down = true;
+                    transfer.abort(ErrorCode::NotDefined, "server shutting down");
+                }
+                received = transport.recv(&mut recv_buf) => match received {
+                    Some((len, from)) => transfer.handle_datagram(now(), from, &recv_buf[..len]),
+                    None => transfer.abort(ErrorCode::NotDefined, "transfer cancelled"),
+                },
+                _ = sleep_until(deadline) => transfer.handle_timeout(now()),
+            }
+        }
+        let outcome = transfer.outcome().map(describe).unwrap_or_default();
+        let success = matches!(transfer.outcome(), Some(Outcome::Completed));
+        Report {
+            file,
+            bytes: transfer.stats().bytes,
+            negotiated: Some(negotiated),
+            stats: Some(transfer.stats().clone()),
+            outcome,
+            success,
+            kept_previous_as: None,
+        }
+    }
+
+    async fn source_for(
+        &self,
+        request: &Request<'_>,
+        opened: crate::fs::OpenedFile,
+    ) -> Result<Source, (ErrorCode, &'static str, String)> {
+        if request.mode == Mode::Netascii {
+            if opened.len > MAX_NETASCII_FILE {
+                return Err((
+                    ErrorCode::NotDefined,
+                    "file too large for netascii",
+                    "refused: file too large for netascii mode".into(),
+                ));
+            }
+            let file = opened.file;
+            let encoded = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+                use std::io::Read;
+                let mut raw = Vec::new();
+                (&file).read_to_end(&mut raw)?;
+                Ok(netascii::encode(&raw))
+            })
+            .await;
+            return match encoded {
+                Ok(Ok(bytes)) => Ok(Source::Memory(bytes.into())),
+                Ok(Err(read_error)) => Err((
+                    ErrorCode::NotDefined,
+                    "read error",
+                    format!("read error: {read_error}"),
+                )),
+                Err(join_error) => Err((
+                    ErrorCode::NotDefined,
+                    "server error",
+                    format!("internal error: {join_error}"),
+                )),
+            };
+        }
+        self.shared
+            .cache
+            .source(opened.identity, opened.file, opened.len, now())
+            .await
+            .map_err(|read_error| {
+                (
+                    ErrorCode::NotDefined,
+                    "read error",
+                    format!("read error: {read_error}"),
+                )
+            })
+    }
+
+    async fn write(&mut self, mut transport: Transport) -> Report {
+        let Ok(Packet::Wrq(request)) = Packet::parse(&self.datagram) else {
+            return Report::refused(String::new(), "unparsable request".into());
+        };
+        let file = printable(request.filename);
+        let settings = self.settings();
+        let negotiated = match negotiate_write(&request, &settings) {
+            Ok(negotiated) => negotiated,
+            Err(refusal) => {
+                send_error(&transport, self.peer, refusal.code, &refusal.message).await;
+                return Report::refused(file, format!("refused: {}", refusal.message));
+            }
+        };
+        let write_config = &self.active.config.write;
+        let policy = WritePolicy {
+            dir: write_config.dir.clone(),
+            overwrite: write_config.overwrite,
+            max_size: write_config.max_size,
+        };
+        let root = Arc::clone(&self.active.root);
+        let name = request.filename.to_vec();
+        let created = tokio::task::spawn_blocking(move || root.create_upload(&name, &policy)).await;
+        let upload = match created {
+            Ok(Ok(upload)) => upload,
+            Ok(Err(access_error)) => {
+                send_access_error(&transport, self.peer, &access_error).await;
+                return Report::refused(file, format!("refused: {access_error}"));
+            }
+            Err(join_error) => {
+                return Report::refused(file, format!("internal error: {join_error}"));
+            }
+        };
+        let file = upload.relative().to_string();
+        let netascii = request.mode == Mode::Netascii;
+        let mut transfer = WriteTransfer::new(
+            self.peer,
+            &negotiated,
+            write_config.max_size,
+            netascii,
+            now(),
+        );
+        let mut pending_upload = Some(upload);
+        let mut kept_previous_as = None;
+        let mut send_buf = vec![0u8; MAX_PACKET];
+        let mut recv_buf = vec![0u8; MAX_PACKET];
+        let mut shutting_down = false;
+        loop {
+            while let Some(transmit) = transfer.poll_transmit(now(), &mut send_buf) {
+                if let Err(send_error) =
+                    transport.send(&send_buf[..transmit.len], transmit.to).await
+                {
+                    debug!(peer = %transmit.to, error = %send_error, "send failed");
+                }
+            }
+            if transfer.outcome().is_some() {
+                break;
+            }
+            if transfer.needs_commit()
+                && let Some(upload) = pending_upload.take()
+            {
+                let committed =
+                    tokio::task::spawn_blocking(move || upload.commit(SystemTime::now())).await;
+                let result = match committed {
+                    Ok(Ok(outcome)) => {
+                        kept_previous_as = outcome.kept_previous_as;
+                        Ok(())
+                    }
+                    Ok(Err(access_error)) => {
+                        warn!(peer = %self.peer, file = %file, error = %access_error, "upload could not be stored");
+                        Err((
+                            ErrorCode::from(access_error.tftp_code()),
+                            access_error.client_message().to_string(),
+                        ))
+                    }
+                    Err(join_error) => Err((
+                        ErrorCode::NotDefined,
+                        format!("internal error: {join_error}"),
+                    )),
+                };
+                transfer.handle_committed(now(), result);
+                continue;
+            }
+            let deadline = transfer.poll_timeout();
+            tokio::select! {
+                _ = self.shutdown.cancelled(), if !shutting_down => {
+                    shutting_down = true;
+                    transfer.abort(ErrorCode::NotDefined, "server shutting down");
+                }
+                received = transport.recv(&mut recv_buf) => match received {
+                    Some((len, from)) => match pending_upload.as_mut() {
+                        Some(upload) => transfer.handle_datagram(now(), from, &recv_buf[..len], &mut UploadWriter(upload)),
+                        None => transfer.handle_datagram(now(), from, &recv_buf[..len], &mut Discard),
+                    },
+                    None => transfer.abort(ErrorCode::NotDefined, "transfer cancelled"),
+                },
+                _ = sleep_until(deadline) => transfer.handle_timeout(now()),
+            }
+        }
+        // An upload that never committed is dropped here, which removes its temporary file.
+        drop(pending_upload);
+        let outcome = transfer.outcome().map(describe).unwrap_or_default();
+        let success = matches!(transfer.outcome(), Some(Outcome::Completed));
+        Report {
+            file,
+            bytes: transfer.stats().bytes,
+            negotiated: Some(negotiated),
+            stats: Some(transfer.stats().clone()),
+            outcome,
+            success,
+            kept_previous_as,
+        }
+    }
+
+    fn log(&self, report: &Report, started: Instant) {
+        let elapsed = now().saturating_duration_since(started);
+        let seconds = elapsed.as_secs_f64();
+        let rate = if seconds > 0.0 {
+            report.bytes as f64 / seconds / 1_000_000.0
+        } else {
+            0.0
+        };
+        let (blksize, windowsize, timeout_s, tsize) =
+            report.negotiated.as_ref().map_or((0, 0, 0, None), |n| {
+                (n.blksize, n.windowsize, n.timeout.as_secs(), n.tsize)
+            });
+        let (retransmitted, timeouts) = report
+            .stats
+            .as_ref()
+            .map_or((0, 0), |s| (s.retransmitted_blocks, s.timeouts));
+        let tsize = tsize.map(|t| t.to_string()).unwrap_or_else(|| "-".into());
+        let kept = report.kept_previous_as.as_deref().unwrap_or("-");
+        if report.success {
+            info!(
+                peer = %self.peer, file = %report.file, direction = self.direction.as_str(),
+                bytes = report.bytes, duration_ms = elapsed.as_millis() as u64, rate_mb_s = format_args!("{rate:.1}"),
+                blksize, windowsize, timeout_s, tsize = %tsize, retransmitted, timeouts, kept_previous_as = %kept,
+                outcome = %report.outcome, "tftp transfer complete"
+            );
+        } else {
+            info!(
+                peer = %self.peer, file = %report.file, direction = self.direction.as_str(),
+                bytes = report.bytes, duration_ms = elapsed.as_millis() as u64, rate_mb_s = format_args!("{rate:.1}"),
+                blksize, windowsize, timeout_s, tsize = %tsize, retransmitted, timeouts,
+                outcome = %report.outcome, "tftp transfer failed"
+            );
+        }
+    }
+}
+
+/// Feeds in-order upload data to the temporary file.
+struct UploadWriter<'a>(&'a mut Upload);
+
+impl UploadSink for UploadWriter<'_> {
+    fn append(&mut self, data: &[u8]) -> std::io::Result<()> {
+        self.0.append(data)
+    }
+}
+
+/// After the upload is handed to commit, late duplicates need no storage.
+struct Discard;
+
+impl UploadSink for Discard {
+    fn append(&mut self, _data: &[u8]) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn describe(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Completed => "completed".into(),
+        Outcome::PeerError { code, message } => {
+            format!("peer sent ERROR {code}: {}", message.escape_debug())
+        }
+        Outcome::TimedOut => "timed out".into(),
+        Outcome::Failed { code, message } => {
+            format!("failed, sent ERROR {}: {message}", *code as u16)
+        }
+        Outcome::Aborted => "aborted".into(),
+    }
+}
+
+async fn send_error(transport: &Transport, peer: SocketAddr, code: ErrorCode, message: &str) {
+    let mut buf = [0u8; 512];
+    let len = wire::emit_error(&mut buf, code, message);
+    if let Err(send_error) = transport.send(&buf[..len], peer).await {
+        debug!(peer = %peer, error = %send_error, "could not send ERROR");
+    }
+}
+
+async fn send_access_error(transport: &Transport, peer: SocketAddr, access_error: &AccessError) {
+    info!(peer = %peer, reason = %access_error, "request refused");
+    send_error(
+        transport,
+        peer,
+        ErrorCode::from(access_error.tftp_code()),
+        access_error.client_message(),
+    )
+    .await;
+}
+
+/// The largest blksize that crosses the receiving interface without IP fragmentation.
+fn path_blksize(local_ip: IpAddr, ifindex: Option<u32>) -> u16 {
+    const UDP_AND_TFTP_HEADERS: u32 = 8 + 4;
+    let ip_header = if local_ip.is_ipv4() { 20 } else { 40 };
+    let mtu = ifindex
+        .and_then(|index| interface_mtu(index).ok())
+        .unwrap_or(1500);
+    let payload = mtu.saturating_sub(ip_header + UDP_AND_TFTP_HEADERS);
+    u16::try_from(payload)
+        .unwrap_or(MAX_BLKSIZE)
+        .clamp(wire::MIN_BLKSIZE, MAX_BLKSIZE)
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)).await,
+        None => std::future::pending().await,
+    }
+}

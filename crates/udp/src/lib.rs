@@ -1,0 +1,445 @@
+//! UDP sockets for Kindling's services: socket options set once, and per-datagram packet info
+//! (the destination address a datagram was sent to and the interface it arrived on), so that a
+//! reply can leave from the very address the client talked to.
+//!
+//! This crate knows no protocol. It is Linux-only: `IP_PKTINFO` and `IPV6_RECVPKTINFO` carry
+//! the packet info, `SIOCGIFMTU` the interface MTU.
+//!
+//! Architecture invariant: service sockets never set `SO_REUSEADDR` or `SO_REUSEPORT`, so a
+//! second daemon on the same port fails loudly instead of silently sharing it.
+
+use std::io::{self, IoSlice, IoSliceMut};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV6};
+use std::os::fd::{AsFd, AsRawFd};
+
+use nix::sys::socket::{
+    self, ControlMessage, ControlMessageOwned, MsgFlags, SockaddrIn, SockaddrIn6, SockaddrStorage,
+    sockopt,
+};
+use socket2::{Domain, Protocol, Socket, Type};
+use tokio::io::Interest;
+
+/// Where a datagram came from and where it went.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecvMeta {
+    /// Payload length in the caller's buffer.
+    pub len: usize,
+    /// The sender.
+    pub source: SocketAddr,
+    /// The destination address in the IP header (ours, or a broadcast/multicast address).
+    pub local_ip: Option<IpAddr>,
+    /// The interface the datagram arrived on.
+    pub ifindex: Option<u32>,
+    /// True when the datagram did not fit the buffer and was cut.
+    pub truncated: bool,
+}
+
+/// A UDP socket registered with tokio, with packet info enabled.
+#[derive(Debug)]
+pub struct UdpEndpoint {
+    socket: tokio::net::UdpSocket,
+}
+
+impl UdpEndpoint {
+    /// Binds a service socket: `IPV6_V6ONLY` on IPv6 (so `0.0.0.0:N` and `[::]:N` can both
+    /// be bound), no address reuse, packet info on, and no DF bit (some PXE ROMs choke on it).
+    pub fn bind(addr: SocketAddr) -> io::Result<Self> {
+        let domain = if addr.is_ipv4() {
+            Domain::IPV4
+        } else {
+            Domain::IPV6
+        };
+        let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
+        if addr.is_ipv6() {
+            socket.set_only_v6(true)?;
+        }
+        set_no_fragment_bit(&socket, addr.is_ipv6())?;
+        if addr.is_ipv4() {
+            socket::setsockopt(&socket, sockopt::Ipv4PacketInfo, &true).map_err(io::Error::from)?;
+        } else {
+            socket::setsockopt(&socket, sockopt::Ipv6RecvPacketInfo, &true)
+                .map_err(io::Error::from)?;
+        }
+        socket.set_nonblocking(true)?;
+        socket.bind(&addr.into())?;
+        let socket = tokio::net::UdpSocket::from_std(socket.into())?;
+        Ok(Self { socket })
+    }
+
+    /// Binds a socket for one transfer on `ip` (with the scope of `ifindex` for link-local
+    /// IPv6), on a port from `ports` when given, else on a kernel-chosen ephemeral port.
+    ///
+    /// Ports in the range are tried from a starting point derived from `seed`, so that
+    /// concurrent transfers spread over the range instead of racing for its first port.
+    pub fn bind_ephemeral(
+        ip: IpAddr,
+        ifindex: Option<u32>,
+        ports: Option<(u16, u16)>,
+        seed: u64,
+    ) -> io::Result<Self> {
+        let with_port = |port: u16| -> SocketAddr {
+            match ip {
+                IpAddr::V4(v4) => SocketAddr::from((v4, port)),
+                IpAddr::V6(v6) => {
+                    let scope = if is_unicast_link_local(&v6) {
+                        ifindex.unwrap_or(0)
+                    } else {
+                        0
+                    };
+                    SocketAddr::V6(SocketAddrV6::new(v6, port, 0, scope))
+                }
+            }
+        };
+        let Some((low, high)) = ports else {
+            return Self::bind(with_port(0));
+        };
+        let span = u64::from(high.saturating_sub(low)) + 1;
+        let start = seed % span;
+        let mut last_error = io::Error::new(io::ErrorKind::AddrInUse, "port range is empty");
+        for step in 0..span {
+            let offset = (start + step) % span;
+            let Ok(port) = u16::try_from(u64::from(low) + offset) else {
+                continue;
+            };
+            match Self::bind(with_port(port)) {
+                Ok(endpoint) => return Ok(endpoint),
+                Err(error) if error.kind() == io::ErrorKind::AddrInUse => last_error = error,
+                Err(error) => return Err(error),
+            }
+        }
+        Err(io::Error::new(
+            io::ErrorKind::AddrInUse,
+            format!("every port in {low}-{high} is in use ({last_error})"),
+        ))
+    }
+
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.socket.local_addr()
+    }
+
+    /// Receives one datagram with its packet info.
+    pub async fn recv(&self, buf: &mut [u8]) -> io::Result<RecvMeta> {
+        self.socket
+            .async_io(Interest::READABLE, || recv_with_info(&self.socket, buf))
+            .await
+    }
+
+    /// Receives one datagram if one is queued, without waiting.
+    pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<RecvMeta> {
+        self.socket
+            .try_io(Interest::READABLE, || recv_with_info(&self.socket, buf))
+    }
+
+    /// Sends with the kernel's choice of source address (right for a socket bound to one
+    /// address).
+    pub async fn send_to(&self, buf: &[u8], to: SocketAddr) -> io::Result<usize> {
+        self.socket.send_to(buf, to).await
+    }
+
+    /// Sends from the given local address (and interface), for a socket bound to a wildcard
+    /// address that must answer from the address the client talked to.
+    pub async fn send_from(
+        &self,
+        buf: &[u8],
+        to: SocketAddr,
+        from: IpAddr,
+        ifindex: Option<u32>,
+    ) -> io::Result<usize> {
+        self.socket
+            .async_io(Interest::WRITABLE, || {
+                send_with_info(&self.socket, buf, to, from, ifindex)
+            })
+            .await
+    }
+}
+
+fn is_unicast_link_local(address: &Ipv6Addr) -> bool {
+    (address.segments()[0] & 0xffc0) == 0xfe80
+}
+
+/// Clears the DF bit on IPv4 (Linux sets it on UDP by default) and lets the kernel fragment on
+/// IPv6 rather than fail with EMSGSIZE.
+fn set_no_fragment_bit(socket: &Socket, ipv6: bool) -> io::Result<()> {
+    let (level, name, value) = if ipv6 {
+        (
+            libc::IPPROTO_IPV6,
+            libc::IPV6_MTU_DISCOVER,
+            libc::IPV6_PMTUDISC_DONT,
+        )
+    } else {
+        (
+            libc::IPPROTO_IP,
+            libc::IP_MTU_DISCOVER,
+            libc::IP_PMTUDISC_DONT,
+        )
+    };
+    let value: libc::c_int = value;
+    // SAFETY: the fd is a valid socket owned by `socket`; the option value is a c_int that
+    // lives for the duration of the call and its size is passed alongside.
+    let rc = unsafe {
+        libc::setsockopt(
+            socket.as_raw_fd(),
+            level,
+            name,
+            (&raw const value).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+fn recv_with_info(socket: &tokio::net::UdpSocket, buf: &mut [u8]) -> io::Result<RecvMeta> {
+    let mut control = nix::cmsg_space!(libc::in_pktinfo, libc::in6_pktinfo);
+    let mut iov = [IoSliceMut::new(buf)];
+    let message = socket::recvmsg::<SockaddrStorage>(
+        socket.as_fd().as_raw_fd(),
+        &mut iov,
+        Some(&mut control),
+        MsgFlags::empty(),
+    )
+    .map_err(io::Error::from)?;
+    let source = message
+        .address
+        .as_ref()
+        .and_then(storage_to_socket_addr)
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "datagram without a source"))?;
+    let mut local_ip = None;
+    let mut ifindex = None;
+    for control_message in message.cmsgs().map_err(io::Error::from)? {
+        match control_message {
+            ControlMessageOwned::Ipv4PacketInfo(info) => {
+                local_ip = Some(IpAddr::V4(Ipv4Addr::from(u32::from_be(
+                    info.ipi_addr.s_addr,
+                ))));
+                ifindex = u32::try_from(info.ipi_ifindex).ok();
+            }
+            ControlMessageOwned::Ipv6PacketInfo(info) => {
+                local_ip = Some(IpAddr::V6(Ipv6Addr::from(info.ipi6_addr.s6_addr)));
+                ifindex = Some(info.ipi6_ifindex);
+            }
+            _ => {}
+        }
+    }
+    Ok(RecvMeta {
+        len: message.bytes,
+        source,
+        local_ip,
+        ifindex,
+        truncated: message.flags.contains(MsgFlags::MSG_TRUNC),
+    })
+}
+
+fn send_with_info(
+    socket: &tokio::net::UdpSocket,
+    buf: &[u8],
+    to: SocketAddr,
+    from: IpAddr,
+    ifindex: Option<u32>,
+) -> io::Result<usize> {
+    let fd = socket.as_fd().as_raw_fd();
+    let iov = [IoSlice::new(buf)];
+    match (to, from) {
+        (SocketAddr::V4(to), IpAddr::V4(from)) => {
+            let info = libc::in_pktinfo {
+                ipi_ifindex: ifindex.and_then(|i| i32::try_from(i).ok()).unwrap_or(0),
+                ipi_spec_dst: libc::in_addr {
+                    s_addr: u32::from(from).to_be(),
+                },
+                ipi_addr: libc::in_addr { s_addr: 0 },
+            };
+            let destination = SockaddrIn::from(to);
+            socket::sendmsg(
+                fd,
+                &iov,
+                &[ControlMessage::Ipv4PacketInfo(&info)],
+                MsgFlags::empty(),
+                Some(&destination),
+            )
+            .map_err(io::Error::from)
+        }
+        (SocketAddr::V6(to), IpAddr::V6(from)) => {
+            let info = libc::in6_pktinfo {
+                ipi6_addr: libc::in6_addr {
+                    s6_addr: from.octets(),
+                },
+                ipi6_ifindex: ifindex.unwrap_or(0),
+            };
+            let destination = SockaddrIn6::from(to);
+            socket::sendmsg(
+                fd,
+                &iov,
+                &[ControlMessage::Ipv6PacketInfo(&info)],
+                MsgFlags::empty(),
+                Some(&destination),
+            )
+            .map_err(io::Error::from)
+        }
+        _ => Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "source and destination address families differ",
+        )),
+    }
+}
+
+fn storage_to_socket_addr(storage: &SockaddrStorage) -> Option<SocketAddr> {
+    if let Some(v4) = storage.as_sockaddr_in() {
+        return Some(SocketAddr::from((v4.ip(), v4.port())));
+    }
+    storage.as_sockaddr_in6().map(|v6| {
+        SocketAddr::V6(SocketAddrV6::new(
+            v6.ip(),
+            v6.port(),
+            v6.flowinfo(),
+            v6.scope_id(),
+        ))
+    })
+}
+
+/// The MTU of an interface, by index.
+pub fn interface_mtu(ifindex: u32) -> io::Result<u32> {
+    let name = nix::net::if_::if_indextoname(ifindex).map_err(io::Error::from)?;
+    let socket = Socket::new(Domain::IPV4, Type::DGRAM, None)?;
+    // SAFETY: ifreq is plain old data; zeroed is a valid value for it.
+    let mut request: libc::ifreq = unsafe { std::mem::zeroed() };
+    let name_bytes = name.as_bytes();
+    if name_bytes.len() >= request.ifr_name.len() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "interface name too long",
+        ));
+    }
+    for (slot, byte) in request.ifr_name.iter_mut().zip(name_bytes) {
+        *slot = *byte as libc::c_char;
+    }
+    // SAFETY: SIOCGIFMTU reads ifr_name and writes ifr_ifru.ifru_mtu of the ifreq we own; the
+    // fd is a valid socket for the duration of the call.
+    let rc = unsafe { libc::ioctl(socket.as_raw_fd(), libc::SIOCGIFMTU, &raw mut request) };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: after a successful SIOCGIFMTU the union holds the MTU.
+    let mtu = unsafe { request.ifr_ifru.ifru_mtu };
+    u32::try_from(mtu).map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "negative MTU"))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly on setup errors")]
+
+    use super::*;
+
+    #[tokio::test]
+    async fn reports_destination_address_and_interface_on_ipv4() {
+        let server = UdpEndpoint::bind("0.0.0.0:0".parse().unwrap()).unwrap();
+        let port = server.local_addr().unwrap().port();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.send_to(b"hello", ("127.0.0.2", port)).unwrap();
+        let mut buf = [0u8; 64];
+        let meta = server.recv(&mut buf).await.unwrap();
+        assert_eq!(&buf[..meta.len], b"hello");
+        assert_eq!(meta.local_ip, Some("127.0.0.2".parse().unwrap()));
+        assert_eq!(meta.source, client.local_addr().unwrap());
+        let ifindex = meta.ifindex.unwrap();
+        assert!(interface_mtu(ifindex).unwrap() >= 1500);
+    }
+
+    #[tokio::test]
+    async fn replies_from_the_address_the_client_talked_to() {
+        let server = UdpEndpoint::bind("0.0.0.0:0".parse().unwrap()).unwrap();
+        let port = server.local_addr().unwrap().port();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        client.send_to(b"ping", ("127.0.0.3", port)).unwrap();
+        let mut buf = [0u8; 64];
+        let meta = server.recv(&mut buf).await.unwrap();
+        server
+            .send_from(b"pong", meta.source, meta.local_ip.unwrap(), meta.ifindex)
+            .await
+            .unwrap();
+        let (n, from) = client.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"pong");
+        assert_eq!(from, SocketAddr::from(([127, 0, 0, 3], port)));
+    }
+
+    #[tokio::test]
+    async fn reports_destination_on_ipv6() {
+        let server = UdpEndpoint::bind("[::1]:0".parse().unwrap()).unwrap();
+        let to = server.local_addr().unwrap();
+        let client = std::net::UdpSocket::bind("[::1]:0").unwrap();
+        client.send_to(b"v6", to).unwrap();
+        let mut buf = [0u8; 64];
+        let meta = server.recv(&mut buf).await.unwrap();
+        assert_eq!(meta.local_ip, Some("::1".parse().unwrap()));
+        server
+            .send_from(b"ok", meta.source, meta.local_ip.unwrap(), meta.ifindex)
+            .await
+            .unwrap();
+        let (n, _) = client.recv_from(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"ok");
+    }
+
+    #[test]
+    fn a_second_bind_on_the_same_port_fails() {
+        let first = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let taken = first.local_addr().unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _guard = runtime.enter();
+        let error = UdpEndpoint::bind(taken).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::AddrInUse);
+    }
+
+    #[test]
+    fn v4_and_v6_wildcards_bind_side_by_side() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _guard = runtime.enter();
+        let v6 = UdpEndpoint::bind("[::]:0".parse().unwrap()).unwrap();
+        let port = v6.local_addr().unwrap().port();
+        UdpEndpoint::bind(SocketAddr::from(([0, 0, 0, 0], port))).unwrap();
+    }
+
+    #[test]
+    fn port_range_binds_inside_the_range_and_reports_exhaustion() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let _guard = runtime.enter();
+        let probe = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = probe.local_addr().unwrap().port();
+        drop(probe);
+        let ip: IpAddr = "127.0.0.1".parse().unwrap();
+        let first = UdpEndpoint::bind_ephemeral(ip, None, Some((port, port)), 7).unwrap();
+        assert_eq!(first.local_addr().unwrap().port(), port);
+        let error = UdpEndpoint::bind_ephemeral(ip, None, Some((port, port)), 7).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::AddrInUse);
+    }
+
+    #[test]
+    fn df_bit_is_cleared() {
+        let socket = Socket::new(Domain::IPV4, Type::DGRAM, None).unwrap();
+        set_no_fragment_bit(&socket, false).unwrap();
+        let mut value: libc::c_int = -1;
+        let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+        // SAFETY: valid fd, value and len live across the call.
+        let rc = unsafe {
+            libc::getsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_MTU_DISCOVER,
+                (&raw mut value).cast(),
+                &raw mut len,
+            )
+        };
+        assert_eq!(rc, 0);
+        assert_eq!(value, libc::IP_PMTUDISC_DONT);
+    }
+}

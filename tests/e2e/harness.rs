@@ -1,0 +1,235 @@
+//! Starts the real daemon with a config written by the test and reads its bound addresses
+//! from its log.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+pub const BINARY: &str = env!("CARGO_BIN_EXE_kindling");
+
+/// A running daemon; killed on drop.
+pub struct Daemon {
+    child: Option<Child>,
+    log: Arc<Mutex<String>>,
+    pub dir: tempfile::TempDir,
+    pub tftp: Vec<SocketAddr>,
+}
+
+/// A scratch directory with a TFTP root inside.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    pub fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("root")).unwrap();
+        Self { dir }
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+
+    pub fn write(&self, relative: &str, bytes: &[u8]) -> PathBuf {
+        let path = self.root().join(relative);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).unwrap();
+        }
+        std::fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    /// Starts the daemon with `tftp_section` (YAML, indented by two spaces, without the
+    /// `tftp:` line; `root` is filled in).
+    pub fn start(self, tftp_section: &str) -> Daemon {
+        let config = format!(
+            "state_dir: {state}\nlog:\n  level: debug\ntftp:\n  root: {root}\n{tftp_section}",
+            state = self.dir.path().join("state").display(),
+            root = self.root().display(),
+        );
+        Daemon::start_with(self.dir, &config)
+    }
+}
+
+/// A pseudo-random, reproducible file body.
+pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as u8
+        })
+        .collect()
+}
+
+impl Daemon {
+    pub fn start_with(dir: tempfile::TempDir, config: &str) -> Daemon {
+        let config_path = dir.path().join("kindling.yaml");
+        std::fs::write(&config_path, config).unwrap();
+        let mut child = Command::new(BINARY)
+            .arg("serve")
+            .arg("--config")
+            .arg(&config_path)
+            .env_remove("KINDLING_LOG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("starting kindling");
+        let log = Arc::new(Mutex::new(String::new()));
+        let stderr = child.stderr.take().unwrap();
+        let sink = Arc::clone(&log);
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                let mut log = sink.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let mut daemon = Daemon {
+            child: Some(child),
+            log,
+            dir,
+            tftp: Vec::new(),
+        };
+        daemon.wait_for_log("kindling ready", Duration::from_secs(20));
+        daemon.tftp = daemon
+            .log()
+            .lines()
+            .filter(|line| line.contains("tftp listening"))
+            .filter_map(|line| field(line, "addr"))
+            .filter_map(|addr| addr.parse().ok())
+            .collect();
+        daemon
+    }
+
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Waits until the log contains `needle`, failing with the log if it never does.
+    pub fn wait_for_log(&mut self, needle: &str, deadline: Duration) {
+        let started = Instant::now();
+        loop {
+            if self.log().contains(needle) {
+                return;
+            }
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(status)) = child.try_wait() {
+                    std::thread::sleep(Duration::from_millis(100));
+                    panic!(
+                        "kindling exited ({status}) before logging {needle:?}:\n{}",
+                        self.log()
+                    );
+                }
+            }
+            assert!(
+                started.elapsed() < deadline,
+                "kindling never logged {needle:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Counts log lines containing `needle`.
+    pub fn count_log(&self, needle: &str) -> usize {
+        self.log()
+            .lines()
+            .filter(|line| line.contains(needle))
+            .count()
+    }
+
+    pub fn v4(&self) -> SocketAddr {
+        *self
+            .tftp
+            .iter()
+            .find(|addr| addr.is_ipv4())
+            .expect("an IPv4 listener")
+    }
+
+    pub fn v6(&self) -> SocketAddr {
+        *self
+            .tftp
+            .iter()
+            .find(|addr| addr.is_ipv6())
+            .expect("an IPv6 listener")
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|child| child.id() as i32).unwrap()
+    }
+
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        let rc = unsafe { libc_kill(self.pid(), signal) };
+        assert_eq!(rc, 0, "kill failed");
+    }
+
+    /// Waits for the process to exit and returns its exit code.
+    pub fn wait_exit(&mut self, deadline: Duration) -> Option<i32> {
+        let started = Instant::now();
+        let child = self.child.as_mut().unwrap();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status.code();
+            }
+            assert!(
+                started.elapsed() < deadline,
+                "kindling did not exit within {deadline:?}:\n{}",
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("kindling.yaml")
+    }
+
+    pub fn root(&self) -> PathBuf {
+        self.dir.path().join("root")
+    }
+}
+
+unsafe extern "C" {
+    #[link_name = "kill"]
+    fn libc_kill(pid: i32, signal: i32) -> i32;
+}
+
+pub const SIGHUP: i32 = 1;
+pub const SIGINT: i32 = 2;
+pub const SIGTERM: i32 = 15;
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        if std::thread::panicking() {
+            eprintln!("---- kindling log ----\n{}", self.log());
+        }
+    }
+}
+
+/// Extracts `name=value` from a tracing text line.
+pub fn field(line: &str, name: &str) -> Option<String> {
+    let start = line.find(&format!("{name}="))? + name.len() + 1;
+    let rest = &line[start..];
+    let value = rest.split_whitespace().next()?;
+    Some(value.trim_matches('"').to_string())
+}
+
+pub fn path_str(path: &Path) -> &str {
+    path.to_str().unwrap()
+}

@@ -1,0 +1,16 @@
+//! End-to-end tests: the real `kindling` binary driven by real clients (curl, tftp-hpa,
+//! atftp) on loopback, IPv4 and IPv6. Every test starts its own daemon on ports the kernel
+//! picks, so tests run in parallel. A missing client tool fails the test loudly.
+
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    reason = "tests fail loudly on setup errors"
+)]
+
+mod cli;
+mod harness;
+mod tftp_clients;
+mod tftp_hostile;
+mod tftp_server;
+mod tools;
