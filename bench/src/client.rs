@@ -71,7 +71,10 @@ fn socket_for(request: &Request) -> io::Result<(UdpSocket, usize)> {
     let domain = Domain::for_address(request.server);
     let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))?;
     // Best effort: a bigger buffer keeps a 64 x 64 KiB window from overflowing the client.
-    let _ = socket.set_recv_buffer_size(request.rcvbuf);
+    // 0 leaves the system default (net.core.rmem_default), like most real clients.
+    if request.rcvbuf > 0 {
+        let _ = socket.set_recv_buffer_size(request.rcvbuf);
+    }
     let rcvbuf = socket.recv_buffer_size().unwrap_or(0);
     let local = SocketAddr::new(
         if request.server.is_ipv4() {

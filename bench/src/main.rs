@@ -18,6 +18,7 @@ use kindling_bench::client::{self, Buffers, Outcome, Request};
 #[derive(Debug, Parser)]
 #[command(
     name = "tftp-load",
+    version,
     about = "TFTP download load generator: N concurrent RFC 7440 clients, one JSON line out"
 )]
 struct Args {
@@ -48,7 +49,8 @@ struct Args {
     /// Consecutive timeouts before a transfer fails.
     #[arg(long, default_value_t = 5)]
     retries: u32,
-    /// SO_RCVBUF per client socket (capped by net.core.rmem_max; the kernel doubles it).
+    /// SO_RCVBUF per client socket (capped by net.core.rmem_max; the kernel doubles it);
+    /// 0 keeps the system default (net.core.rmem_default), as most real clients do.
     #[arg(long, default_value_t = 4 << 20)]
     rcvbuf: usize,
     /// Free text copied into the JSON line.

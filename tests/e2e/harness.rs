@@ -8,33 +8,33 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-pub const BINARY: &str = env!("CARGO_BIN_EXE_kindling");
+pub(crate) const BINARY: &str = env!("CARGO_BIN_EXE_kindling");
 
 /// A running daemon; killed on drop.
-pub struct Daemon {
+pub(crate) struct Daemon {
     child: Option<Child>,
     log: Arc<Mutex<String>>,
-    pub dir: tempfile::TempDir,
-    pub tftp: Vec<SocketAddr>,
+    pub(crate) dir: tempfile::TempDir,
+    pub(crate) tftp: Vec<SocketAddr>,
 }
 
 /// A scratch directory with a TFTP root inside.
-pub struct Fixture {
-    pub dir: tempfile::TempDir,
+pub(crate) struct Fixture {
+    pub(crate) dir: tempfile::TempDir,
 }
 
 impl Fixture {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir(dir.path().join("root")).unwrap();
         Self { dir }
     }
 
-    pub fn root(&self) -> PathBuf {
+    pub(crate) fn root(&self) -> PathBuf {
         self.dir.path().join("root")
     }
 
-    pub fn write(&self, relative: &str, bytes: &[u8]) -> PathBuf {
+    pub(crate) fn write(&self, relative: &str, bytes: &[u8]) -> PathBuf {
         let path = self.root().join(relative);
         if let Some(parent) = path.parent() {
             std::fs::create_dir_all(parent).unwrap();
@@ -45,7 +45,7 @@ impl Fixture {
 
     /// Starts the daemon with `tftp_section` (YAML, indented by two spaces, without the
     /// `tftp:` line; `root` is filled in).
-    pub fn start(self, tftp_section: &str) -> Daemon {
+    pub(crate) fn start(self, tftp_section: &str) -> Daemon {
         let config = format!(
             "state_dir: {state}\nlog:\n  level: debug\ntftp:\n  root: {root}\n{tftp_section}",
             state = self.dir.path().join("state").display(),
@@ -56,7 +56,7 @@ impl Fixture {
 }
 
 /// A pseudo-random, reproducible file body.
-pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
+pub(crate) fn pattern(len: usize, seed: u64) -> Vec<u8> {
     let mut state = seed
         .wrapping_mul(6364136223846793005)
         .wrapping_add(1442695040888963407);
@@ -71,7 +71,7 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
 }
 
 impl Daemon {
-    pub fn start_with(dir: tempfile::TempDir, config: &str) -> Daemon {
+    pub(crate) fn start_with(dir: tempfile::TempDir, config: &str) -> Daemon {
         let config_path = dir.path().join("kindling.yaml");
         std::fs::write(&config_path, config).unwrap();
         let mut child = Command::new(BINARY)
@@ -112,12 +112,12 @@ impl Daemon {
         daemon
     }
 
-    pub fn log(&self) -> String {
+    pub(crate) fn log(&self) -> String {
         self.log.lock().unwrap().clone()
     }
 
     /// Waits until the log contains `needle`, failing with the log if it never does.
-    pub fn wait_for_log(&mut self, needle: &str, deadline: Duration) {
+    pub(crate) fn wait_for_log(&mut self, needle: &str, deadline: Duration) {
         let started = Instant::now();
         loop {
             if self.log().contains(needle) {
@@ -141,15 +141,7 @@ impl Daemon {
         }
     }
 
-    /// Counts log lines containing `needle`.
-    pub fn count_log(&self, needle: &str) -> usize {
-        self.log()
-            .lines()
-            .filter(|line| line.contains(needle))
-            .count()
-    }
-
-    pub fn v4(&self) -> SocketAddr {
+    pub(crate) fn v4(&self) -> SocketAddr {
         *self
             .tftp
             .iter()
@@ -157,7 +149,7 @@ impl Daemon {
             .expect("an IPv4 listener")
     }
 
-    pub fn v6(&self) -> SocketAddr {
+    pub(crate) fn v6(&self) -> SocketAddr {
         *self
             .tftp
             .iter()
@@ -165,18 +157,18 @@ impl Daemon {
             .expect("an IPv6 listener")
     }
 
-    pub fn pid(&self) -> i32 {
+    pub(crate) fn pid(&self) -> i32 {
         self.child.as_ref().map(|child| child.id() as i32).unwrap()
     }
 
-    pub fn signal(&self, signal: i32) {
+    pub(crate) fn signal(&self, signal: i32) {
         // SAFETY: kill(2) on our own child's pid.
         let rc = unsafe { libc_kill(self.pid(), signal) };
         assert_eq!(rc, 0, "kill failed");
     }
 
     /// Waits for the process to exit and returns its exit code.
-    pub fn wait_exit(&mut self, deadline: Duration) -> Option<i32> {
+    pub(crate) fn wait_exit(&mut self, deadline: Duration) -> Option<i32> {
         let started = Instant::now();
         let child = self.child.as_mut().unwrap();
         loop {
@@ -192,11 +184,11 @@ impl Daemon {
         }
     }
 
-    pub fn config_path(&self) -> PathBuf {
+    pub(crate) fn config_path(&self) -> PathBuf {
         self.dir.path().join("kindling.yaml")
     }
 
-    pub fn root(&self) -> PathBuf {
+    pub(crate) fn root(&self) -> PathBuf {
         self.dir.path().join("root")
     }
 }
@@ -206,9 +198,9 @@ unsafe extern "C" {
     fn libc_kill(pid: i32, signal: i32) -> i32;
 }
 
-pub const SIGHUP: i32 = 1;
-pub const SIGINT: i32 = 2;
-pub const SIGTERM: i32 = 15;
+pub(crate) const SIGHUP: i32 = 1;
+pub(crate) const SIGINT: i32 = 2;
+pub(crate) const SIGTERM: i32 = 15;
 
 impl Drop for Daemon {
     fn drop(&mut self) {
@@ -223,13 +215,13 @@ impl Drop for Daemon {
 }
 
 /// Extracts `name=value` from a tracing text line.
-pub fn field(line: &str, name: &str) -> Option<String> {
+pub(crate) fn field(line: &str, name: &str) -> Option<String> {
     let start = line.find(&format!("{name}="))? + name.len() + 1;
     let rest = &line[start..];
     let value = rest.split_whitespace().next()?;
     Some(value.trim_matches('"').to_string())
 }
 
-pub fn path_str(path: &Path) -> &str {
+pub(crate) fn path_str(path: &Path) -> &str {
     path.to_str().unwrap()
 }

@@ -243,7 +243,7 @@ fn requests_past_max_sessions_wait_for_a_slot_then_get_an_error_only_after_the_g
 
 #[test]
 fn allow_from_refuses_other_sources_with_error_2_and_logs_them() {
-    let daemon = start(
+    let mut daemon = start(
         &[("a", b"x".to_vec())],
         "  listen: [\"127.0.0.1:0\"]\n  allow_from: [10.99.0.0/24]\n",
     );

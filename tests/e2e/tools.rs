@@ -5,7 +5,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 /// Panics with an actionable message when `tool` is not on PATH.
-pub fn require(tool: &str) {
+pub(crate) fn require(tool: &str) {
     let found = std::env::var_os("PATH")
         .map(|paths| std::env::split_paths(&paths).any(|dir| dir.join(tool).is_file()))
         .unwrap_or(false);
@@ -17,7 +17,7 @@ pub fn require(tool: &str) {
 }
 
 /// Runs a command with a deadline, returning its output; a hung client fails the test.
-pub fn run(command: &mut Command, deadline: Duration) -> Output {
+pub(crate) fn run(command: &mut Command, deadline: Duration) -> Output {
     let program = format!("{command:?}");
     let mut child = command
         .stdin(std::process::Stdio::null())
@@ -43,7 +43,7 @@ pub fn run(command: &mut Command, deadline: Duration) -> Output {
     }
 }
 
-pub fn sha256_file(path: &Path) -> String {
+pub(crate) fn sha256_file(path: &Path) -> String {
     use sha2::{Digest, Sha256};
     let bytes =
         std::fs::read(path).unwrap_or_else(|error| panic!("reading {}: {error}", path.display()));

@@ -9,14 +9,14 @@ use std::path::PathBuf;
 #[non_exhaustive]
 pub enum TftpError {
     /// `tftp.root` cannot be opened as a directory.
-    #[error("tftp.root {}: {source}", path.display())]
+    #[error("tftp.root {}", path.display())]
     Root {
         path: PathBuf,
         source: std::io::Error,
     },
     /// A listening address cannot be bound (in use, not an address of this host, no
     /// permission for a port below 1024...).
-    #[error("cannot listen on {addr}: {source}")]
+    #[error("cannot listen on {addr}")]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,

@@ -142,17 +142,10 @@ impl TftpService {
             control_tx,
         } = self;
         drop(control_tx);
-        let mut running: HashMap<SocketAddr, (CancellationToken, JoinHandle<()>)> = HashMap::new();
-        for listener in listeners {
-            let stop = shutdown.child_token();
-            let task = tokio::spawn(listen(
-                Arc::clone(&listener.endpoint),
-                Arc::clone(&shared),
-                stop.clone(),
-                shutdown.clone(),
-            ));
-            running.insert(listener.configured, (stop, task));
-        }
+        let mut running: Vec<RunningListener> = listeners
+            .into_iter()
+            .map(|listener| spawn_listener(listener, &shared, &shutdown))
+            .collect();
         let mut sweep = tokio::time::interval(CACHE_SWEEP);
         loop {
             tokio::select! {
@@ -164,19 +157,18 @@ impl TftpService {
                         let _ = reply.send(result);
                     }
                     Some(Control::StopListening) => {
-                        for (stop, _) in running.values() {
-                            stop.cancel();
+                        for listener in running.drain(..) {
+                            listener.stop.cancel();
                         }
-                        running.clear();
                         break;
                     }
                     None => {}
                 },
             }
         }
-        for (stop, task) in running.into_values() {
-            stop.cancel();
-            let _ = task.await;
+        for listener in running {
+            listener.stop.cancel();
+            let _ = listener.task.await;
         }
         shared.transfers.close();
         shared.transfers.wait().await;
@@ -231,43 +223,69 @@ fn bind_all(addresses: &[SocketAddr]) -> Result<Vec<Listener>, TftpError> {
         .collect()
 }
 
+/// A listening socket being served by its own task.
+#[derive(Debug)]
+struct RunningListener {
+    configured: SocketAddr,
+    local: SocketAddr,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+fn spawn_listener(
+    listener: Listener,
+    shared: &Arc<Shared>,
+    shutdown: &CancellationToken,
+) -> RunningListener {
+    let stop = shutdown.child_token();
+    let task = tokio::spawn(listen(
+        Arc::clone(&listener.endpoint),
+        Arc::clone(shared),
+        stop.clone(),
+        shutdown.clone(),
+    ));
+    RunningListener {
+        configured: listener.configured,
+        local: listener.local,
+        stop,
+        task,
+    }
+}
+
 fn reload(
     shared: &Arc<Shared>,
-    running: &mut HashMap<SocketAddr, (CancellationToken, JoinHandle<()>)>,
+    running: &mut Vec<RunningListener>,
     config: Arc<TftpConfig>,
     shutdown: &CancellationToken,
 ) -> Result<(), TftpError> {
     let root = open_root(&config)?;
-    let wanted: HashSet<SocketAddr> = config.listen.iter().copied().collect();
+    // A listener stays when the new config names it as before or by the address it is bound
+    // to (a config that said port 0 and now names the port the kernel chose).
+    let is_running = |addr: &SocketAddr| {
+        running
+            .iter()
+            .any(|listener| listener.configured == *addr || listener.local == *addr)
+    };
     let to_bind: Vec<SocketAddr> = config
         .listen
         .iter()
         .copied()
-        .filter(|addr| !running.contains_key(addr))
+        .filter(|addr| !is_running(addr))
         .collect();
     // Bind the new addresses first so that a failure leaves the service as it was.
     let new_listeners = bind_all(&to_bind)?;
-    let removed: Vec<SocketAddr> = running
-        .keys()
-        .copied()
-        .filter(|addr| !wanted.contains(addr))
-        .collect();
-    for addr in removed {
-        if let Some((stop, _task)) = running.remove(&addr) {
-            stop.cancel();
-            info!(addr = %addr, "tftp stopped listening");
+    let wanted: HashSet<SocketAddr> = config.listen.iter().copied().collect();
+    running.retain(|listener| {
+        let keep = wanted.contains(&listener.configured) || wanted.contains(&listener.local);
+        if !keep {
+            listener.stop.cancel();
+            info!(addr = %listener.local, "tftp stopped listening");
         }
-    }
+        keep
+    });
     for listener in new_listeners {
         info!(addr = %listener.local, "tftp listening");
-        let stop = shutdown.child_token();
-        let task = tokio::spawn(listen(
-            Arc::clone(&listener.endpoint),
-            Arc::clone(shared),
-            stop.clone(),
-            shutdown.clone(),
-        ));
-        running.insert(listener.configured, (stop, task));
+        running.push(spawn_listener(listener, shared, shutdown));
     }
     shared.resize(config.max_sessions);
     *shared
@@ -382,14 +400,12 @@ async fn listen(
                 &shutdown,
             ),
             Ok(_) => debug!(peer = %meta.source, "not a request on the listening port, dropped"),
-            Err(wire::WireError::UnsupportedMode) => {
-                info!(peer = %meta.source, "request refused: unsupported transfer mode");
-                reply_from_listener(
-                    &endpoint,
-                    &meta,
-                    ErrorCode::IllegalOperation,
-                    "unsupported mode",
-                );
+            Err(parse_error) if is_request(datagram) && parse_error.reply_code().is_some() => {
+                info!(peer = %meta.source, error = %parse_error, "malformed request refused");
+                let code = parse_error
+                    .reply_code()
+                    .unwrap_or(ErrorCode::IllegalOperation);
+                reply_from_listener(&endpoint, &meta, code, &parse_error.to_string());
             }
             Err(parse_error) => {
                 debug!(peer = %meta.source, error = %parse_error, "malformed request dropped");
@@ -436,6 +452,12 @@ fn reply_from_listener(
             debug!(peer = %to, error = %send_error, "could not send ERROR");
         }
     });
+}
+
+/// Only a datagram that claims to be an RRQ or WRQ is answered when it does not parse: an
+/// answer to anything else could start a ping-pong with another server.
+fn is_request(datagram: &[u8]) -> bool {
+    matches!(datagram, [0, 1 | 2, ..])
 }
 
 fn usable_source(ip: IpAddr) -> bool {

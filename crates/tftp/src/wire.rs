@@ -309,6 +309,19 @@ impl<'a> Packet<'a> {
         }
     }
 
+    /// The packet's type as RFC 1350 and RFC 2347 name it ("RRQ", "DATA", ...), for logs that
+    /// must not dump payloads.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Packet::Rrq(_) => "RRQ",
+            Packet::Wrq(_) => "WRQ",
+            Packet::Data { .. } => "DATA",
+            Packet::Ack { .. } => "ACK",
+            Packet::Error { .. } => "ERROR",
+            Packet::Oack { .. } => "OACK",
+        }
+    }
+
     /// The number of bytes [`Packet::emit`] writes.
     pub fn buffer_len(&self) -> usize {
         match self {
@@ -692,6 +705,22 @@ mod tests {
             options: vec![("blksize", "1468"), ("tsize", "12345")],
         };
         check_emit(&packet, OACK_BYTES);
+    }
+
+    #[test]
+    fn packet_kinds_name_the_opcode() {
+        let kinds: Vec<&str> = [
+            RRQ_BYTES,
+            WRQ_BYTES,
+            DATA_BYTES,
+            ACK_BYTES,
+            ERROR_BYTES,
+            OACK_BYTES,
+        ]
+        .iter()
+        .map(|bytes| Packet::parse(bytes).unwrap().kind())
+        .collect();
+        assert_eq!(kinds, ["RRQ", "WRQ", "DATA", "ACK", "ERROR", "OACK"]);
     }
 
     #[test]

@@ -29,15 +29,19 @@
 //!   request, an OACK, DATA during a read, ACK during an upload), is dropped with a debug log and
 //!   counted in [`Stats::malformed_packets`]. RFC 1350 lets a host end the transfer on a packet
 //!   that "cannot be explained", but a single stray packet must not kill an otherwise healthy
-//!   transfer; the retry limit bounds what a confused peer costs. This is what tftp-hpa's server
-//!   does too. The exceptions are RFC-mandated: DATA larger than the negotiated blksize gets
-//!   ERROR 4, and an upload past its size limit gets ERROR 3.
+//!   transfer; the retry limit bounds what a confused peer costs. The exceptions are the ERRORs
+//!   the RFCs ask for: DATA larger than the negotiated blksize gets ERROR 4, and an upload past
+//!   its size limit gets ERROR 3.
 //! - Any ERROR from the peer ends the transfer at once with [`Outcome::PeerError`] and nothing is
 //!   sent back (RFC 1350; RFC 2347 uses ERROR 8 for a refused OACK).
 //! - `max_retries` counts retransmissions: after a timeout with no progress the transfer
 //!   retransmits, up to `max_retries` times in a row; the next timeout ends it with
 //!   [`Outcome::TimedOut`]. So a dead peer is given up at most `(max_retries + 1) * timeout`
-//!   after the last progress. No ERROR is sent on giving up (the peer is presumably gone).
+//!   after the last packet sent (which pacing may delay by up to a quarter timeout after the
+//!   last progress). No ERROR is sent on giving up (the peer is presumably gone).
+//! - `abort` (shutdown) queues the ERROR the shell asks for and reports [`Outcome::Aborted`]
+//!   once it is out; an upload that is already committed and dallying is not aborted but
+//!   completes (its final ACK still goes out, no ERROR follows).
 //! - Block numbers are 16 bits on the wire and roll over from 65535 to 0, as tftp-hpa, curl and
 //!   atftp expect; internally every block is a `u64` counted from 1, so any file transfers at
 //!   any blksize.
@@ -74,8 +78,10 @@
 //! a block it already has is answered with the same ACK (once until the next progress or
 //! timeout, so a resent window does not trigger a burst of identical ACKs). The final block is
 //! not acknowledged until the shell has committed the upload (`needs_commit` /
-//! `handle_committed`); then the transfer dallies one timeout period to re-ACK a retransmitted
-//! final DATA, and completes.
+//! `handle_committed`); then the transfer dallies to re-ACK a retransmitted final DATA, and
+//! completes. The dally lasts two timeout periods, not one: a sender with the same timeout as
+//! ours retransmits a lost final block one timeout plus a round trip after sending it, which is
+//! just after a one-period dally would have ended.
 
 use std::io;
 use std::net::SocketAddr;

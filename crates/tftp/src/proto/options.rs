@@ -34,11 +34,12 @@ use crate::wire::{ErrorCode, MAX_BLKSIZE, MIN_BLKSIZE, Request};
 pub fn negotiate_read(request: &Request<'_>, settings: &Settings, file_len: u64) -> Negotiated {
     let requested = RequestedOptions::collect(request);
     let mut accepted = Accepted::new(requested.common(settings));
-    if let Some(tsize) = requested.tsize {
-        if parse_decimal(tsize.value).is_some() && file_len > 0 {
-            accepted.push(tsize, file_len.to_string());
-            accepted.tsize = Some(file_len);
-        }
+    if let Some(tsize) = requested.tsize
+        && parse_decimal(tsize.value).is_some()
+        && file_len > 0
+    {
+        accepted.push(tsize, file_len.to_string());
+        accepted.tsize = Some(file_len);
     }
     accepted.finish(settings)
 }
@@ -48,20 +49,20 @@ pub fn negotiate_read(request: &Request<'_>, settings: &Settings, file_len: u64)
 pub fn negotiate_write(request: &Request<'_>, settings: &Settings) -> Result<Negotiated, Refusal> {
     let requested = RequestedOptions::collect(request);
     let mut accepted = Accepted::new(requested.common(settings));
-    if let Some(tsize) = requested.tsize {
-        if let Some(declared) = parse_decimal(tsize.value) {
-            if declared > settings.max_upload_size {
-                return Err(Refusal {
-                    code: ErrorCode::DiskFull,
-                    message: format!(
-                        "declared size {declared} exceeds the upload limit of {} bytes",
-                        settings.max_upload_size
-                    ),
-                });
-            }
-            accepted.push(tsize, declared.to_string());
-            accepted.tsize = Some(declared);
+    if let Some(tsize) = requested.tsize
+        && let Some(declared) = parse_decimal(tsize.value)
+    {
+        if declared > settings.max_upload_size {
+            return Err(Refusal {
+                code: ErrorCode::DiskFull,
+                message: format!(
+                    "declared size {declared} exceeds the upload limit of {} bytes",
+                    settings.max_upload_size
+                ),
+            });
         }
+        accepted.push(tsize, declared.to_string());
+        accepted.tsize = Some(declared);
     }
     Ok(accepted.finish(settings))
 }

@@ -130,7 +130,7 @@ impl ReadTransfer {
             }
             other => {
                 self.stats.malformed_packets += 1;
-                tracing::debug!(peer = %self.peer, packet = ?other, "unexpected packet during a read, dropped");
+                tracing::debug!(peer = %self.peer, packet = other.kind(), "unexpected packet during a read, dropped");
             }
         }
     }
@@ -350,10 +350,10 @@ impl ReadTransfer {
         if self.next_to_send > self.window_end {
             return None;
         }
-        if let Some(paced) = self.next_send_at {
-            if now < paced {
-                return None;
-            }
+        if let Some(paced) = self.next_send_at
+            && now < paced
+        {
+            return None;
         }
         let block = self.next_to_send;
         let offset = (block - 1) * u64::from(self.blksize);

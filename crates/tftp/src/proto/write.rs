@@ -13,6 +13,12 @@ use crate::proto::{
 };
 use crate::wire::{self, ErrorCode, Packet};
 
+/// How many timeout periods the transfer dallies after the final ACK. One is not enough: a
+/// sender whose timeout equals ours retransmits the final DATA about one timeout plus a round
+/// trip after sending it, just after a one-period dally would have ended, and would then report
+/// a failed upload that is in fact safely on disk.
+const DALLY_TIMEOUTS: u32 = 2;
+
 /// One write transfer: an upload received block by block from one peer.
 #[derive(Debug)]
 pub struct WriteTransfer {
@@ -41,6 +47,8 @@ pub struct WriteTransfer {
     gap_answered: bool,
     /// Receiving: when we resend our last reply. Dallying: when the transfer completes.
     deadline: Instant,
+    /// When `handle_committed(Ok)` was called (the start of the dally).
+    committed_at: Instant,
     /// Timeouts in a row without progress.
     retries: u32,
     strangers: StrangerReplies,
@@ -89,6 +97,7 @@ impl WriteTransfer {
             duplicate_answered: false,
             gap_answered: false,
             deadline: deadline_after(now, negotiated.timeout),
+            committed_at: now,
             retries: 0,
             strangers: StrangerReplies::default(),
             stats: Stats::default(),
@@ -139,7 +148,7 @@ impl WriteTransfer {
             }
             other => {
                 self.stats.malformed_packets += 1;
-                tracing::debug!(peer = %self.peer, packet = ?other, "unexpected packet during a write, dropped");
+                tracing::debug!(peer = %self.peer, packet = other.kind(), "unexpected packet during a write, dropped");
             }
         }
     }
@@ -177,7 +186,8 @@ impl WriteTransfer {
     }
 
     /// The shell's answer to [`WriteTransfer::needs_commit`]. `Ok`: the final ACK is queued and
-    /// the transfer dallies one timeout period before completing. `Err`: that ERROR is sent and
+    /// the transfer dallies two timeout periods (re-ACKing a retransmitted final DATA) before
+    /// completing. `Err`: that ERROR is sent and
     /// the outcome is [`Outcome::Failed`]. Ignored unless a commit is pending.
     pub fn handle_committed(&mut self, now: Instant, result: Result<(), (ErrorCode, String)>) {
         if !self.needs_commit() {
@@ -188,7 +198,8 @@ impl WriteTransfer {
             Ok(()) => {
                 self.state = State::Dallying;
                 self.reply_due = true;
-                self.deadline = deadline_after(now, self.timeout);
+                self.committed_at = now;
+                self.deadline = deadline_after(now, self.timeout.saturating_mul(DALLY_TIMEOUTS));
             }
             Err((code, message)) => self.fail(code, &message, message.clone()),
         }
@@ -203,21 +214,22 @@ impl WriteTransfer {
         match self.state {
             State::Receiving | State::Dallying if self.reply_due => {
                 self.reply_due = false;
-                if self.received == 0 {
-                    if let Some(oack) = &self.oack {
-                        let options = oack
-                            .iter()
-                            .map(|(name, value)| (name.as_str(), value.as_str()))
-                            .collect();
-                        return match (Packet::Oack { options }).emit(buf) {
-                            Ok(len) => Some(Transmit { to: self.peer, len }),
-                            Err(error) => {
-                                let message = format!("cannot emit OACK: {error}");
-                                self.fail(ErrorCode::NotDefined, "internal error", message);
-                                self.poll_closing(buf)
-                            }
-                        };
-                    }
+                if self.received == 0
+                    && let Some(oack) = &self.oack
+                {
+                    // Before DATA 1 the OACK stands in for ACK 0 (RFC 2347).
+                    let options = oack
+                        .iter()
+                        .map(|(name, value)| (name.as_str(), value.as_str()))
+                        .collect();
+                    return match (Packet::Oack { options }).emit(buf) {
+                        Ok(len) => Some(Transmit { to: self.peer, len }),
+                        Err(error) => {
+                            let message = format!("cannot emit OACK: {error}");
+                            self.fail(ErrorCode::NotDefined, "internal error", message);
+                            self.poll_closing(buf)
+                        }
+                    };
                 }
                 let len = wire::emit_ack(buf, wire_block(self.received))?;
                 self.unacked_blocks = 0;
@@ -242,16 +254,22 @@ impl WriteTransfer {
     /// Ends the transfer: an ERROR with `code` and `message` is queued for the peer, and the
     /// outcome is [`Outcome::Aborted`] once it has been polled out. No-op once the transfer is
     /// over.
+    ///
+    /// While dallying the upload is already committed and acknowledged, so no ERROR is sent:
+    /// the dally is cut short (after the final ACK, if it has not been polled out yet) and the
+    /// outcome is [`Outcome::Completed`].
     pub fn abort(&mut self, code: ErrorCode, message: &str) {
-        if matches!(
-            self.state,
-            State::Receiving | State::Committing | State::Dallying
-        ) {
-            self.state = State::Closing(Closing {
-                code,
-                wire_message: message.to_owned(),
-                outcome: Outcome::Aborted,
-            });
+        match self.state {
+            State::Receiving | State::Committing => {
+                self.state = State::Closing(Closing {
+                    code,
+                    wire_message: message.to_owned(),
+                    outcome: Outcome::Aborted,
+                });
+            }
+            State::Dallying if self.reply_due => self.deadline = self.committed_at,
+            State::Dallying => self.state = State::Finished(Outcome::Completed),
+            State::Closing(_) | State::Finished(_) => {}
         }
     }
 
@@ -274,6 +292,22 @@ impl WriteTransfer {
     }
 
     fn on_data(&mut self, now: Instant, block: u16, data: &[u8], sink: &mut dyn UploadSink) {
+        let ahead = block.wrapping_sub(wire_block(self.received));
+        match self.state {
+            State::Receiving => {}
+            State::Dallying if ahead == 0 => {
+                // The sender did not get our final ACK: send it again.
+                self.stats.duplicate_blocks += 1;
+                self.reply_due = true;
+                return;
+            }
+            _ => {
+                // The upload is complete (committing or committed): nothing can change it now.
+                self.stats.duplicate_blocks += 1;
+                tracing::trace!(peer = %self.peer, block, "DATA while committing or dallying, ignored");
+                return;
+            }
+        }
         if data.len() > usize::from(self.blksize) {
             let message = format!(
                 "DATA block of {} bytes exceeds the negotiated blksize {}",
@@ -286,21 +320,6 @@ impl WriteTransfer {
                 message,
             );
             return;
-        }
-        let ahead = block.wrapping_sub(wire_block(self.received));
-        match self.state {
-            State::Receiving => {}
-            State::Dallying if ahead == 0 => {
-                // The sender did not get our final ACK: send it again.
-                self.stats.duplicate_blocks += 1;
-                self.reply_due = true;
-                return;
-            }
-            _ => {
-                self.stats.duplicate_blocks += 1;
-                tracing::trace!(peer = %self.peer, block, "DATA while committing or dallying, ignored");
-                return;
-            }
         }
         if ahead == 1 {
             self.on_in_order(now, data, sink);

@@ -191,7 +191,6 @@ pub(super) struct Sent {
     /// Time since the origin.
     pub(super) at: Duration,
     pub(super) dir: Dir,
-    pub(super) to: SocketAddr,
     /// Index among the datagrams sent in this direction, from 0.
     pub(super) index: usize,
     pub(super) pkt: Pkt,
@@ -738,13 +737,6 @@ impl Pair {
         }
     }
 
-    pub(super) fn read_transfer(&mut self) -> &mut ReadTransfer {
-        match &mut self.server {
-            Server::Read { transfer, .. } => transfer,
-            Server::Write { .. } => panic!("not a read pair"),
-        }
-    }
-
     pub(super) fn write_transfer(&mut self) -> &mut WriteTransfer {
         match &mut self.server {
             Server::Write { transfer, .. } => transfer,
@@ -783,7 +775,6 @@ impl Pair {
         let mut sent = Sent {
             at: self.elapsed(),
             dir,
-            to,
             index: self.sent_per_dir[index_slot],
             pkt: summarize(&bytes),
             fate: Fate::Deliver,
@@ -822,11 +813,10 @@ impl Pair {
             auto_commit: true,
             ..
         } = &mut self.server
+            && transfer.needs_commit()
         {
-            if transfer.needs_commit() {
-                transfer.handle_committed(self.now, Ok(()));
-                progressed = true;
-            }
+            transfer.handle_committed(self.now, Ok(()));
+            progressed = true;
         }
         while let Some(bytes) = self.client.poll_transmit(self.now) {
             self.send(Dir::ToServer, CLIENT, SERVER, bytes);

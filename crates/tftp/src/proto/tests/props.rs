@@ -72,9 +72,12 @@ fn negotiated() -> impl Strategy<Value = Negotiated> {
 }
 
 /// The longest a transfer may live after its last input: every retransmission of the retry
-/// budget, the one that gives up, plus the pacing of one window (at most a quarter timeout).
+/// budget, the one that gives up, plus the pacing of one window (at most a quarter timeout); or
+/// the dally of a committed upload.
 fn give_up_bound(negotiated: &Negotiated) -> Duration {
-    negotiated.timeout * (negotiated.max_retries + 1) + negotiated.timeout / 4
+    let retries = negotiated.timeout * (negotiated.max_retries + 1) + negotiated.timeout / 4;
+    // A committed upload dallies two timeouts.
+    retries.max(negotiated.timeout * 2)
 }
 
 proptest! {

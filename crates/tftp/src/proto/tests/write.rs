@@ -4,8 +4,8 @@ use std::io;
 use std::time::Duration;
 
 use super::harness::{
-    CLIENT, Dir, Fate, Pair, Pkt, STRANGER, WriteScript, ack, data, error, file, first_matching,
-    plain, random_drop, request, settings, unknown_tid_error,
+    CLIENT, Dir, Fate, Pair, Pkt, STRANGER, WriteScript, ack, data, drop_nth, error, file,
+    first_matching, plain, random_drop, request, settings, unknown_tid_error,
 };
 use crate::netascii;
 use crate::proto::{Negotiated, Outcome, Settings, UploadSink, WriteTransfer, negotiate_write};
@@ -84,12 +84,17 @@ fn rfc1350_dally_reacks_a_retransmitted_final_block() {
     script.recv(&data(1, b"x"));
     assert_eq!(script.poll(), vec![Pkt::Ack(1)]);
     assert_eq!(script.sink, b"x");
+    script.at(Duration::from_millis(1999));
+    script.transfer.handle_timeout(script.now);
+    assert_eq!(script.transfer.outcome(), None, "still dallying");
+    script.recv(&data(1, b"x"));
+    assert_eq!(script.poll(), vec![Pkt::Ack(1)]);
     script.fire_timeout();
     assert_eq!(script.transfer.outcome(), Some(&Outcome::Completed));
     assert_eq!(
         script.elapsed(),
-        Duration::from_secs(1),
-        "one timeout after the commit"
+        Duration::from_secs(2),
+        "two timeouts after the commit"
     );
 }
 
@@ -581,4 +586,44 @@ fn lost_final_ack_is_resent_while_dallying() {
     assert!(pair.writer().done);
     assert!(!pair.writer().gave_up);
     assert_eq!(pair.sink(), file(2000));
+}
+
+#[test]
+fn rfc1350_lost_ack_0_is_retransmitted() {
+    let mut pair = Pair::write(file(700), &[], &settings(), false);
+    pair.fault = drop_nth(Dir::ToClient, 0);
+    assert_eq!(pair.drive(), Outcome::Completed);
+    assert_eq!(pair.sink(), file(700));
+    assert_eq!(pair.sent(Dir::ToClient)[..2], [Pkt::Ack(0), Pkt::Ack(0)]);
+}
+
+#[test]
+fn abort_while_dallying_keeps_the_upload_completed_and_sends_the_final_ack() {
+    let mut script = WriteScript::new(&plain(512, 1), 1 << 20, false);
+    script.poll();
+    script.recv(&data(1, b"x"));
+    script.transfer.handle_committed(script.now, Ok(()));
+    script
+        .transfer
+        .abort(ErrorCode::NotDefined, "shutting down");
+    assert_eq!(
+        script.poll(),
+        vec![Pkt::Ack(1)],
+        "the final ACK still leaves, no ERROR"
+    );
+    let deadline = script.transfer.poll_timeout().unwrap();
+    assert!(deadline <= script.now, "the dally is cut short");
+    script.transfer.handle_timeout(script.now);
+    assert_eq!(script.transfer.outcome(), Some(&Outcome::Completed));
+    // Once the final ACK is out, an abort finishes at once.
+    let mut script = WriteScript::new(&plain(512, 1), 1 << 20, false);
+    script.poll();
+    script.recv(&data(1, b"x"));
+    script.transfer.handle_committed(script.now, Ok(()));
+    script.poll();
+    script
+        .transfer
+        .abort(ErrorCode::NotDefined, "shutting down");
+    assert_eq!(script.poll(), vec![]);
+    assert_eq!(script.transfer.outcome(), Some(&Outcome::Completed));
 }
