@@ -312,3 +312,171 @@ fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+    use std::thread;
+
+    /// A windowed RFC 7440 sender that drops the first transmission of some blocks (numbered
+    /// from 1 over the whole file, so past 65535 the wire number rolls over).
+    fn fake_server(
+        data: Vec<u8>,
+        blksize: usize,
+        windowsize: u64,
+        mut drop: HashSet<u64>,
+    ) -> (SocketAddr, thread::JoinHandle<Result<u64, String>>) {
+        let listen = UdpSocket::bind("127.0.0.1:0").map_err(|e| e.to_string());
+        let listen = match listen {
+            Ok(s) => s,
+            Err(e) => panic!("bind: {e}"),
+        };
+        let addr = match listen.local_addr() {
+            Ok(a) => a,
+            Err(e) => panic!("local_addr: {e}"),
+        };
+        let handle = thread::spawn(move || -> Result<u64, String> {
+            let e = |e: io::Error| e.to_string();
+            let mut buf = vec![0u8; 65536];
+            let (_, client) = listen.recv_from(&mut buf).map_err(e)?;
+            let tid = UdpSocket::bind("127.0.0.1:0").map_err(e)?;
+            tid.connect(client).map_err(e)?;
+            tid.set_read_timeout(Some(Duration::from_millis(200)))
+                .map_err(e)?;
+            let oack = format!("\0\x06blksize\0{blksize}\0windowsize\0{windowsize}\0");
+            let total = (data.len() / blksize) as u64 + 1;
+            let mut acked: u64 = 0;
+            let mut sent_packets = 0u64;
+            let mut packet = Vec::with_capacity(blksize + 4);
+            tid.send(oack.as_bytes()).map_err(e)?;
+            loop {
+                match tid.recv(&mut buf) {
+                    Ok(4) if buf[1] == 4 => {
+                        let wire = u16::from_be_bytes([buf[2], buf[3]]);
+                        let ahead = u64::from(wire.wrapping_sub(acked as u16));
+                        if ahead > windowsize {
+                            continue; // stale
+                        }
+                        acked += ahead;
+                        if acked == total {
+                            return Ok(sent_packets);
+                        }
+                    }
+                    Ok(_) => return Err("not an ACK".into()),
+                    Err(err) if is_timeout(&err) => {
+                        if acked == 0 {
+                            tid.send(oack.as_bytes()).map_err(e)?;
+                            continue;
+                        }
+                    }
+                    Err(err) => return Err(err.to_string()),
+                }
+                for n in acked + 1..=(acked + windowsize).min(total) {
+                    if drop.remove(&n) {
+                        continue;
+                    }
+                    let start = (n as usize - 1) * blksize;
+                    let end = (start + blksize).min(data.len());
+                    packet.clear();
+                    packet.extend_from_slice(&[0, 3]);
+                    packet.extend_from_slice(&(n as u16).to_be_bytes());
+                    packet.extend_from_slice(&data[start..end]);
+                    tid.send(&packet).map_err(e)?;
+                    sent_packets += 1;
+                }
+            }
+        });
+        (addr, handle)
+    }
+
+    #[test]
+    fn window_with_losses_across_rollover() {
+        let blksize = 16;
+        // 70000 blocks: block numbers wrap past 65535 to 0.
+        let data: Vec<u8> = (0..70_000u32 * 16 - 5).map(|i| (i % 251) as u8).collect();
+        // Lose a block inside a window, the blocks numbered 0 and 1 after the wrap, and the last
+        // block (a tail loss: only the receiver's timeout recovers it).
+        let drop: HashSet<u64> = [5, 65536, 65537, 70_000].into_iter().collect();
+        let (addr, server) = fake_server(data.clone(), blksize, 8, drop);
+        let request = Request {
+            server: addr,
+            file: "f".into(),
+            blksize: Some(blksize as u16),
+            windowsize: Some(8),
+            timeout: Duration::from_millis(100),
+            retries: 5,
+            hash: true,
+            rcvbuf: 1 << 20,
+        };
+        let outcome = download(&request, &mut Buffers::default(), Instant::now());
+        assert_eq!(outcome.error, None);
+        assert_eq!(outcome.bytes, data.len() as u64);
+        assert_eq!(
+            outcome.granted,
+            Some(Settings {
+                blksize: 16,
+                windowsize: 8
+            })
+        );
+        let want: [u8; 32] = Sha256::digest(&data).into();
+        assert_eq!(outcome.sha256, Some(want));
+        assert!(outcome.out_of_order >= 2, "{outcome:?}");
+        assert!(outcome.timeouts >= 1, "{outcome:?}");
+        assert!(matches!(server.join(), Ok(Ok(_))));
+    }
+
+    #[test]
+    fn lock_step_without_oack_and_server_error() {
+        // A server that ignores options: DATA 1 straight away, 512-byte blocks.
+        let listen = match UdpSocket::bind("127.0.0.1:0") {
+            Ok(s) => s,
+            Err(e) => panic!("bind: {e}"),
+        };
+        let addr = match listen.local_addr() {
+            Ok(a) => a,
+            Err(e) => panic!("{e}"),
+        };
+        let server = thread::spawn(move || -> Result<(), String> {
+            let e = |e: io::Error| e.to_string();
+            let mut buf = [0u8; 1024];
+            let (_, client) = listen.recv_from(&mut buf).map_err(e)?;
+            let mut block = [0u8; 516];
+            block[1] = 3;
+            block[3] = 1;
+            listen.send_to(&block, client).map_err(e)?;
+            listen.recv_from(&mut buf).map_err(e)?;
+            if buf[..4] != [0, 4, 0, 1] {
+                return Err(format!("want ACK 1, got {:?}", &buf[..4]));
+            }
+            listen.send_to(&[0, 3, 0, 2, 7], client).map_err(e)?;
+            listen.recv_from(&mut buf).map_err(e)?;
+            // Second request: refused.
+            let (_, client) = listen.recv_from(&mut buf).map_err(e)?;
+            listen
+                .send_to(b"\0\x05\0\x01File not found\0", client)
+                .map_err(e)?;
+            Ok(())
+        });
+        let request = Request {
+            server: addr,
+            file: "f".into(),
+            blksize: Some(1468),
+            windowsize: Some(8),
+            timeout: Duration::from_millis(500),
+            retries: 3,
+            hash: false,
+            rcvbuf: 0,
+        };
+        let outcome = download(&request, &mut Buffers::default(), Instant::now());
+        assert_eq!(outcome.error, None);
+        assert_eq!(outcome.bytes, 513);
+        assert_eq!(outcome.granted, Some(Settings::PLAIN));
+        let refused = download(&request, &mut Buffers::default(), Instant::now());
+        assert_eq!(
+            refused.error.as_deref(),
+            Some("server error 1: File not found")
+        );
+        assert!(matches!(server.join(), Ok(Ok(()))));
+    }
+}

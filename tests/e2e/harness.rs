@@ -123,14 +123,14 @@ impl Daemon {
             if self.log().contains(needle) {
                 return;
             }
-            if let Some(child) = self.child.as_mut() {
-                if let Ok(Some(status)) = child.try_wait() {
-                    std::thread::sleep(Duration::from_millis(100));
-                    panic!(
-                        "kindling exited ({status}) before logging {needle:?}:\n{}",
-                        self.log()
-                    );
-                }
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                std::thread::sleep(Duration::from_millis(100));
+                panic!(
+                    "kindling exited ({status}) before logging {needle:?}:\n{}",
+                    self.log()
+                );
             }
             assert!(
                 started.elapsed() < deadline,

@@ -28,13 +28,11 @@ use crate::error::TftpError;
 use crate::fs::{AccessError, Root, Upload, WritePolicy};
 use crate::netascii;
 use crate::proto::{
-    BlockSource, Negotiated, Outcome, ReadTransfer, Settings, Stats, UploadSink, WriteTransfer,
-    negotiate_read, negotiate_write,
+    BlockSource, DEFAULT_RECEIVE_BUFFER_BUDGET, Negotiated, Outcome, ReadTransfer, Settings, Stats,
+    UploadSink, WriteTransfer, negotiate_read, negotiate_write,
 };
 use crate::wire::{self, ErrorCode, MAX_BLKSIZE, MAX_PACKET, Mode, Packet, Request};
 
-/// RFC 7440 grants beyond what a default socket receive buffer holds make atftpd stall.
-const MAX_WINDOW_BYTES: usize = 128 * 1024;
 /// Netascii files are converted in memory; larger ones are refused rather than buffered.
 const MAX_NETASCII_FILE: u64 = 64 * 1024 * 1024;
 /// Requests waiting for a slot, as a multiple of `max_sessions`; beyond it they are dropped
@@ -754,7 +752,7 @@ impl Job {
                 .min(config.max_blksize)
                 .min(MAX_BLKSIZE),
             max_windowsize: config.max_windowsize,
-            max_window_bytes: MAX_WINDOW_BYTES,
+            receive_buffer_budget: DEFAULT_RECEIVE_BUFFER_BUDGET,
             default_timeout: config.timeout,
             max_retries: config.retries,
             max_upload_size: config.write.max_size,

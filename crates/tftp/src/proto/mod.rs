@@ -68,9 +68,19 @@
 //!   while a paced block is not yet due, `poll_transmit` returns `None` and `poll_timeout`
 //!   reports when it is. On a lossy link this spreads a window out instead of resending it
 //!   again and again in a burst the receiver's socket buffer cannot hold.
-//! - The window granted in the OACK is capped so that `windowsize * blksize` stays within
-//!   [`Settings::max_window_bytes`] (128 KiB by default, what a default Linux socket receive
-//!   buffer holds; atftpd stalls beyond it), but never below 1.
+//! - The window granted in the OACK is capped so that a whole window fits the receiver's socket
+//!   buffer: `windowsize * datagram_memory_cost(blksize)` stays within
+//!   [`Settings::receive_buffer_budget`] (192 KiB by default, just under the 208 KiB a default
+//!   Linux socket receive buffer holds; atftpd and atftp stall when a window overflows it),
+//!   never below 1. The kernel charges a datagram by its buffer allocation, not its payload
+//!   (an 8 KiB block costs about 16 KiB), so `windowsize * blksize` alone would overflow the
+//!   buffer at large blksizes: measured on loopback, an atftp client lost the 13th block of a
+//!   16 x 8192 window every time. The grants: blksize 512 and 1468 get the configured
+//!   maximum (64), 8192 gets 11, 65464 gets 1.
+//! - A paced block that is due is scheduled from when it was due, not from when it left: the
+//!   shell's timers fire late (tokio's resolution is a millisecond, coarser than a gap of tens
+//!   of microseconds), so the late blocks leave together and the average rate holds. Lateness
+//!   beyond 2 ms is forgotten rather than caught up in one burst.
 //!
 //! The write side ACKs every block at windowsize 1; at a larger window it ACKs after a full
 //! window, at the final block, and on its own timeout (the last in-order block). An out-of-order
@@ -100,9 +110,18 @@ pub use options::{negotiate_read, negotiate_write};
 pub use read::ReadTransfer;
 pub use write::WriteTransfer;
 
-/// The default for [`Settings::max_window_bytes`]: what a default Linux socket receive buffer
-/// holds.
-pub const DEFAULT_MAX_WINDOW_BYTES: usize = 128 * 1024;
+/// The default for [`Settings::receive_buffer_budget`]: a little under the 212,992 bytes a
+/// default Linux socket receive buffer (`net.core.rmem_default`) holds.
+pub const DEFAULT_RECEIVE_BUFFER_BUDGET: usize = 192 * 1024;
+
+/// What one DATA datagram of `blksize` costs in a Linux receive buffer: the kernel charges the
+/// buffer allocation (payload, TFTP/UDP/IP headers and the shared info, rounded up to a power
+/// of two) plus the socket buffer head.
+pub fn datagram_memory_cost(blksize: u16) -> usize {
+    const HEADERS_AND_SHARED_INFO: usize = 4 + 8 + 40 + 320;
+    const SKB_HEAD: usize = 256;
+    (usize::from(blksize) + HEADERS_AND_SHARED_INFO).next_power_of_two() + SKB_HEAD
+}
 
 /// The file a read transfer serves, read by position. The shell implements it over an
 /// already-confined file (or a shared cache); for netascii it serves the encoded bytes.
@@ -166,9 +185,10 @@ pub struct Settings {
     pub max_blksize: u16,
     /// The largest windowsize to grant (config cap).
     pub max_windowsize: u16,
-    /// `windowsize * blksize` granted stays within this many bytes, but the window is never
-    /// below 1 ([`DEFAULT_MAX_WINDOW_BYTES`]).
-    pub max_window_bytes: usize,
+    /// A granted window's datagrams must fit in this much receive buffer on the client,
+    /// counted with [`datagram_memory_cost`]; the window is never below 1
+    /// ([`DEFAULT_RECEIVE_BUFFER_BUDGET`]).
+    pub receive_buffer_budget: usize,
     /// The retransmission timeout when the client sends no `timeout` option.
     pub default_timeout: Duration,
     /// Retransmissions in a row, without progress, before a transfer gives up.

@@ -16,7 +16,7 @@
 //! - `blksize` 8..=65464 is granted, lowered to [`Settings::max_blksize`].
 //! - `timeout` 1..=255 seconds is granted exactly (RFC 2349 has the server echo it or ignore it).
 //! - `windowsize` 1..=65535 is granted, lowered to [`Settings::max_windowsize`] and to
-//!   `max_window_bytes / blksize` (at least 1).
+//!   `receive_buffer_budget / datagram_memory_cost(blksize)` (at least 1).
 //! - `tsize` on a read is answered with the file length (whatever number the client sent,
 //!   normally 0), except for an empty file: tsize is then left out of the OACK, because curl 7.88
 //!   rejects an OACK carrying `tsize 0` and must still be able to fetch empty files. On a write
@@ -142,7 +142,8 @@ impl<'a> RequestedOptions<'a> {
                     let blksize = common
                         .blksize
                         .map_or(crate::wire::DEFAULT_BLKSIZE, |(_, granted)| granted);
-                    let by_bytes = settings.max_window_bytes / usize::from(blksize);
+                    let by_bytes =
+                        settings.receive_buffer_budget / super::datagram_memory_cost(blksize);
                     let by_bytes = u16::try_from(by_bytes).unwrap_or(u16::MAX).max(1);
                     let granted = u16::try_from(wanted)
                         .unwrap_or(u16::MAX)

@@ -15,6 +15,8 @@ use crate::wire::{self, ErrorCode, HEADER_LEN, Packet};
 const PACING_INITIAL_GAP: Duration = Duration::from_micros(50);
 /// The largest inter-packet gap.
 const PACING_MAX_GAP: Duration = Duration::from_millis(4);
+/// How late a paced block may be and still be caught up from its due time.
+const PACING_MAX_LAG: Duration = Duration::from_millis(2);
 
 /// One read transfer: a file sent block by block to one peer.
 #[derive(Debug)]
@@ -392,8 +394,14 @@ impl ReadTransfer {
         self.next_to_send = block + 1;
         self.retransmit_at = deadline_after(now, self.timeout);
         let gap = self.effective_gap();
+        // Schedule from the due time, so that a late timer releases the late blocks together
+        // and the average rate holds; forget lateness beyond PACING_MAX_LAG.
+        let base = match self.next_send_at {
+            Some(due) if now.saturating_duration_since(due) <= PACING_MAX_LAG => due,
+            _ => now,
+        };
         self.next_send_at = (!gap.is_zero() && self.next_to_send <= self.window_end)
-            .then(|| deadline_after(now, gap));
+            .then(|| deadline_after(base, gap));
         tracing::trace!(peer = %self.peer, block, len, "DATA");
         Some(Transmit {
             to: self.peer,

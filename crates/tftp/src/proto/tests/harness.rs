@@ -37,7 +37,7 @@ pub(super) fn settings() -> Settings {
     Settings {
         max_blksize: wire::MAX_BLKSIZE,
         max_windowsize: 64,
-        max_window_bytes: 131_072,
+        receive_buffer_budget: crate::proto::DEFAULT_RECEIVE_BUFFER_BUDGET,
         default_timeout: Duration::from_secs(1),
         max_retries: 5,
         max_upload_size: 1 << 30,

@@ -272,17 +272,18 @@ fn rfc7440_windowsize_clamped_to_settings() {
 }
 
 #[test]
-fn rfc7440_windowsize_clamped_to_window_bytes() {
+fn rfc7440_windowsize_clamped_to_the_receive_buffer() {
     let settings = Settings {
         max_windowsize: 1024,
-        max_window_bytes: 131_072,
+        receive_buffer_budget: crate::proto::DEFAULT_RECEIVE_BUFFER_BUDGET,
         ..settings()
     };
     let cases = [
-        ("1468", "200", 89),  // 131072 / 1468
-        ("65464", "64", 2),   // 131072 / 65464
-        ("8", "65535", 1024), // the config cap wins
-        ("512", "300", 256),  // blksize 512 (the default size when asked)
+        ("1468", "200", 85), // 196608 / (2048 + 256)
+        ("8192", "64", 11),  // 196608 / (16384 + 256): the 12th would overflow 208 KiB
+        ("65464", "64", 1),  // 196608 / (131072 + 256)
+        ("8", "65535", 256), // 196608 / (512 + 256)
+        ("512", "300", 153), // blksize 512 (the default size when asked): 196608 / 1280
     ];
     for (blksize, windowsize, expected) in cases {
         let negotiated = negotiate_read(
@@ -301,10 +302,10 @@ fn rfc7440_windowsize_clamped_to_window_bytes() {
         &settings,
         1,
     );
-    assert_eq!(negotiated.windowsize, 256);
+    assert_eq!(negotiated.windowsize, 153);
     // Never below 1, however small the byte budget.
     let tiny = Settings {
-        max_window_bytes: 100,
+        receive_buffer_budget: 100,
         ..settings
     };
     let negotiated = negotiate_read(&request(Mode::Octet, &[("windowsize", "8")]), &tiny, 1);

@@ -405,6 +405,35 @@ fn pacing_engages_on_loss_and_relaxes_on_clean_windows() {
 }
 
 #[test]
+fn pacing_catches_up_when_the_timer_fires_late() {
+    // The shell's timer has millisecond resolution: a 50 µs gap polled 1 ms late must release
+    // the blocks that became due meanwhile, not one block per timer tick.
+    let mut script = ReadScript::new(file(1000 * 8), &windowed(8, 32));
+    assert_eq!(script.poll().len(), 32);
+    script.recv(&ack(2));
+    let start = script.now;
+    assert_eq!(
+        script.poll(),
+        vec![d(3, 8)],
+        "the first block leaves at once"
+    );
+    script.now = start + Duration::from_millis(1);
+    script.transfer.handle_timeout(script.now);
+    let burst = script.poll();
+    assert_eq!(burst.len(), 20, "1 ms at a 50 µs gap: 20 blocks were due");
+    assert_eq!(burst.first(), Some(&d(4, 8)));
+    // Lateness beyond the catch-up limit is forgotten, not released in one burst.
+    script.now += Duration::from_secs(1);
+    script.transfer.handle_timeout(script.now);
+    let after_long_stall = script.poll();
+    assert!(
+        after_long_stall.len() <= 2 * 20 + 1,
+        "{}",
+        after_long_stall.len()
+    );
+}
+
+#[test]
 fn pacing_gap_never_stretches_a_window_past_a_quarter_of_the_timeout() {
     let negotiated = Negotiated {
         timeout: Duration::from_secs(1),
