@@ -4,6 +4,8 @@
 mod cache;
 mod error;
 pub mod fs;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod netascii;
 pub mod proto;
 mod server;
