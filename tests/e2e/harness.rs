@@ -46,12 +46,18 @@ impl Fixture {
     /// Starts the daemon with `tftp_section` (YAML, indented by two spaces, without the
     /// `tftp:` line; `root` is filled in).
     pub(crate) fn start(self, tftp_section: &str) -> Daemon {
+        self.start_in(&[], tftp_section)
+    }
+
+    /// Like [`Fixture::start`], with the daemon started through `prefix` (for example
+    /// `ip netns exec NS`, so that it runs inside a network namespace).
+    pub(crate) fn start_in(self, prefix: &[String], tftp_section: &str) -> Daemon {
         let config = format!(
             "state_dir: {state}\nlog:\n  level: debug\ntftp:\n  root: {root}\n{tftp_section}",
             state = self.dir.path().join("state").display(),
             root = self.root().display(),
         );
-        Daemon::start_with(self.dir, &config)
+        Daemon::start_with_prefix(self.dir, &config, prefix)
     }
 }
 
@@ -72,9 +78,28 @@ pub(crate) fn pattern(len: usize, seed: u64) -> Vec<u8> {
 
 impl Daemon {
     pub(crate) fn start_with(dir: tempfile::TempDir, config: &str) -> Daemon {
+        Self::start_with_prefix(dir, config, &[])
+    }
+
+    /// Starts the binary as the last argument of `prefix` (a command that execs its argument
+    /// in place, such as `ip netns exec NS`, so that the child's pid stays the daemon's), or
+    /// directly when `prefix` is empty.
+    pub(crate) fn start_with_prefix(
+        dir: tempfile::TempDir,
+        config: &str,
+        prefix: &[String],
+    ) -> Daemon {
         let config_path = dir.path().join("kindling.yaml");
         std::fs::write(&config_path, config).unwrap();
-        let mut child = Command::new(BINARY)
+        let mut command = match prefix.split_first() {
+            Some((program, args)) => {
+                let mut command = Command::new(program);
+                command.args(args).arg(BINARY);
+                command
+            }
+            None => Command::new(BINARY),
+        };
+        let mut child = command
             .arg("serve")
             .arg("--config")
             .arg(&config_path)

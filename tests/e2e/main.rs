@@ -9,8 +9,10 @@
 )]
 
 mod cli;
+mod daemon;
 mod harness;
 mod tftp_clients;
 mod tftp_hostile;
 mod tftp_server;
+mod tftp_uploads;
 mod tools;
