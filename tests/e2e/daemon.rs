@@ -60,7 +60,7 @@ fn json_logs_are_one_object_per_line() {
         ),
     )
     .unwrap();
-    let mut child = Command::new(BINARY)
+    let child = Command::new(BINARY)
         .args(["serve", "--log-format", "json", "--config"])
         .arg(&config)
         .stderr(Stdio::piped())

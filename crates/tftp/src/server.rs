@@ -673,6 +673,9 @@ struct Report {
     outcome: String,
     success: bool,
     kept_previous_as: Option<String>,
+    /// When the data was safely stored (an upload's commit); the dally after the final ACK is
+    /// not part of the transfer's duration or rate.
+    stored_at: Option<Instant>,
 }
 
 impl Report {
@@ -685,6 +688,7 @@ impl Report {
             outcome: reason,
             success: false,
             kept_previous_as: None,
+            stored_at: None,
         }
     }
 }
@@ -824,6 +828,7 @@ impl Job {
             outcome,
             success,
             kept_previous_as: None,
+            stored_at: None,
         }
     }
 
@@ -918,6 +923,7 @@ impl Job {
         );
         let mut pending_upload = Some(upload);
         let mut kept_previous_as = None;
+        let mut stored_at = None;
         let mut send_buf = vec![0u8; MAX_PACKET];
         let mut recv_buf = vec![0u8; MAX_PACKET];
         let mut shutting_down = false;
@@ -940,6 +946,7 @@ impl Job {
                 let result = match committed {
                     Ok(Ok(outcome)) => {
                         kept_previous_as = outcome.kept_previous_as;
+                        stored_at = Some(now());
                         Ok(())
                     }
                     Ok(Err(access_error)) => {
@@ -985,11 +992,15 @@ impl Job {
             outcome,
             success,
             kept_previous_as,
+            stored_at,
         }
     }
 
     fn log(&self, report: &Report, started: Instant) {
-        let elapsed = now().saturating_duration_since(started);
+        let elapsed = report
+            .stored_at
+            .unwrap_or_else(now)
+            .saturating_duration_since(started);
         let seconds = elapsed.as_secs_f64();
         let rate = if seconds > 0.0 {
             report.bytes as f64 / seconds / 1_000_000.0
