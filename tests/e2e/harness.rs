@@ -46,18 +46,23 @@ impl Fixture {
     /// Starts the daemon with `tftp_section` (YAML, indented by two spaces, without the
     /// `tftp:` line; `root` is filled in).
     pub(crate) fn start(self, tftp_section: &str) -> Daemon {
-        self.start_in(&[], tftp_section)
+        let config = self.config(tftp_section);
+        Daemon::start_with(self.dir, &config)
     }
 
     /// Like [`Fixture::start`], with the daemon started through `prefix` (for example
     /// `ip netns exec NS`, so that it runs inside a network namespace).
     pub(crate) fn start_in(self, prefix: &[String], tftp_section: &str) -> Daemon {
-        let config = format!(
+        let config = self.config(tftp_section);
+        Daemon::start_with_prefix(self.dir, &config, prefix)
+    }
+
+    fn config(&self, tftp_section: &str) -> String {
+        format!(
             "state_dir: {state}\nlog:\n  level: debug\ntftp:\n  root: {root}\n{tftp_section}",
             state = self.dir.path().join("state").display(),
             root = self.root().display(),
-        );
-        Daemon::start_with_prefix(self.dir, &config, prefix)
+        )
     }
 }
 

@@ -11,8 +11,10 @@
 mod cli;
 mod daemon;
 mod harness;
+mod netns;
 mod tftp_clients;
 mod tftp_hostile;
+mod tftp_netns;
 mod tftp_server;
 mod tftp_uploads;
 mod tools;

@@ -16,8 +16,10 @@ pub(crate) fn require(tool: &str) {
     );
 }
 
-/// Runs a command with a deadline, returning its output; a hung client fails the test.
+/// Runs a command with a deadline, returning its output; a hung client fails the test. Output
+/// is drained while the command runs, so a chatty client never blocks on a full pipe.
 pub(crate) fn run(command: &mut Command, deadline: Duration) -> Output {
+    use std::io::Read;
     let program = format!("{command:?}");
     let mut child = command
         .stdin(std::process::Stdio::null())
@@ -25,21 +27,37 @@ pub(crate) fn run(command: &mut Command, deadline: Duration) -> Output {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap_or_else(|error| panic!("cannot start {program}: {error}"));
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            let _ = pipe.read_to_end(&mut bytes);
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
     let started = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
         }
         if started.elapsed() > deadline {
             let _ = child.kill();
-            let output = child.wait_with_output().unwrap();
+            let _ = child.wait();
+            let stdout = stdout.join().unwrap_or_default();
+            let stderr = stderr.join().unwrap_or_default();
             panic!(
                 "{program} did not finish within {deadline:?}\nstdout: {}\nstderr: {}",
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
+                String::from_utf8_lossy(&stdout),
+                String::from_utf8_lossy(&stderr)
             );
         }
         std::thread::sleep(Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: stdout.join().unwrap_or_default(),
+        stderr: stderr.join().unwrap_or_default(),
     }
 }
 
