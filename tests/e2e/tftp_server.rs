@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use crate::harness::{Daemon, Fixture, SIGHUP, SIGINT, SIGTERM, pattern};
 use crate::tftp_hostile::{error_code, request};
 
-fn client(server: SocketAddr) -> UdpSocket {
+pub(crate) fn client(server: SocketAddr) -> UdpSocket {
     let socket = UdpSocket::bind(if server.is_ipv4() {
         "127.0.0.1:0"
     } else {
@@ -20,7 +20,7 @@ fn client(server: SocketAddr) -> UdpSocket {
     socket
 }
 
-fn recv(socket: &UdpSocket) -> (Vec<u8>, SocketAddr) {
+pub(crate) fn recv(socket: &UdpSocket) -> (Vec<u8>, SocketAddr) {
     let mut buf = vec![0u8; 70_000];
     let (len, from) = socket.recv_from(&mut buf).expect("a reply from kindling");
     buf.truncate(len);

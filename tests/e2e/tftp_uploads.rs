@@ -6,21 +6,11 @@ use std::time::Duration;
 
 use crate::harness::{Fixture, SIGTERM, pattern};
 use crate::tftp_hostile::{error_code, request};
+use crate::tftp_server::recv;
 use crate::tools::{require, run};
 
 fn client() -> UdpSocket {
-    let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
-    socket
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .unwrap();
-    socket
-}
-
-fn recv(socket: &UdpSocket) -> (Vec<u8>, SocketAddr) {
-    let mut buf = vec![0u8; 70_000];
-    let (len, from) = socket.recv_from(&mut buf).expect("a reply from kindling");
-    buf.truncate(len);
-    (buf, from)
+    crate::tftp_server::client(SocketAddr::from(([127, 0, 0, 1], 0)))
 }
 
 fn data(block: u16, payload: &[u8]) -> Vec<u8> {
