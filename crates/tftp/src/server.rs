@@ -646,11 +646,13 @@ impl Transport {
     async fn recv(&mut self, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
         match self {
             Transport::Own(endpoint) => loop {
-                match endpoint.recv(buf).await {
-                    Ok(meta) if meta.truncated => {
-                        debug!(peer = %meta.source, "oversize datagram dropped");
+                // The buffer holds the largest TFTP packet, so a datagram that fills it was
+                // oversize (and cut by the kernel).
+                match endpoint.recv_from(buf).await {
+                    Ok((len, source)) if len >= buf.len() => {
+                        debug!(peer = %source, "oversize datagram dropped");
                     }
-                    Ok(meta) => return Some((meta.len, meta.source)),
+                    Ok((len, source)) => return Some((len, source)),
                     Err(recv_error) => debug!(error = %recv_error, "tftp transfer receive error"),
                 }
             },
@@ -794,6 +796,7 @@ impl Job {
         let mut send_buf = vec![0u8; MAX_PACKET];
         let mut recv_buf = vec![0u8; MAX_PACKET];
         let mut shutting_down = false;
+        let mut timer = Timer::new();
         loop {
             while let Some(transmit) = transfer.poll_transmit(now(), &source, &mut send_buf) {
                 if let Err(send_error) =
@@ -815,7 +818,7 @@ impl Job {
                     Some((len, from)) => transfer.handle_datagram(now(), from, &recv_buf[..len]),
                     None => transfer.abort(ErrorCode::NotDefined, "transfer cancelled"),
                 },
-                _ = sleep_until(deadline) => transfer.handle_timeout(now()),
+                _ = timer.fired(deadline) => transfer.handle_timeout(now()),
             }
         }
         let outcome = transfer.outcome().map(describe).unwrap_or_default();
@@ -927,6 +930,7 @@ impl Job {
         let mut send_buf = vec![0u8; MAX_PACKET];
         let mut recv_buf = vec![0u8; MAX_PACKET];
         let mut shutting_down = false;
+        let mut timer = Timer::new();
         loop {
             while let Some(transmit) = transfer.poll_transmit(now(), &mut send_buf) {
                 if let Err(send_error) =
@@ -977,7 +981,7 @@ impl Job {
                     },
                     None => transfer.abort(ErrorCode::NotDefined, "transfer cancelled"),
                 },
-                _ = sleep_until(deadline) => transfer.handle_timeout(now()),
+                _ = timer.fired(deadline) => transfer.handle_timeout(now()),
             }
         }
         // An upload that never committed is dropped here, which removes its temporary file.
@@ -1099,9 +1103,38 @@ fn path_blksize(local_ip: IpAddr, ifindex: Option<u32>) -> u16 {
         .clamp(wire::MIN_BLKSIZE, MAX_BLKSIZE)
 }
 
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(tokio::time::Instant::from_std(deadline)).await,
-        None => std::future::pending().await,
+/// One timer per transfer, armed from the core's deadline. It is moved earlier when the
+/// deadline comes earlier, but never pushed later: a lock-step transfer moves its deadline on
+/// every packet, and re-registering a timer per packet costs more than the packet. A timer
+/// that fires before the current deadline is harmless: the core acts on the time it is given
+/// and the timer is armed again (quinn's driver does the same).
+struct Timer {
+    sleep: std::pin::Pin<Box<tokio::time::Sleep>>,
+    armed: Option<Instant>,
+}
+
+impl Timer {
+    fn new() -> Self {
+        Self {
+            sleep: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
+            armed: None,
+        }
+    }
+
+    /// Waits for the armed time, after arming it for `deadline` if that is earlier.
+    async fn fired(&mut self, deadline: Option<Instant>) {
+        if let Some(deadline) = deadline
+            && self.armed.is_none_or(|armed| deadline < armed)
+        {
+            self.sleep
+                .as_mut()
+                .reset(tokio::time::Instant::from_std(deadline));
+            self.armed = Some(deadline);
+        }
+        if self.armed.is_none() {
+            return std::future::pending().await;
+        }
+        self.sleep.as_mut().await;
+        self.armed = None;
     }
 }

@@ -124,6 +124,12 @@ impl UdpEndpoint {
             .await
     }
 
+    /// Receives one datagram without packet info: the cheaper path for a socket bound to one
+    /// address, where the destination is known.
+    pub async fn recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
+        self.socket.recv_from(buf).await
+    }
+
     /// Receives one datagram if one is queued, without waiting.
     pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<RecvMeta> {
         self.socket
