@@ -74,6 +74,9 @@ struct Entry {
 pub(crate) struct FileCache {
     budget: u64,
     entries: Mutex<HashMap<FileIdentity, Entry>>,
+    /// Entries whose background load failed; dropped at the next sweep so a later transfer
+    /// tries again.
+    failed: Arc<Mutex<Vec<FileIdentity>>>,
 }
 
 impl FileCache {
@@ -81,39 +84,60 @@ impl FileCache {
         Self {
             budget,
             entries: Mutex::new(HashMap::new()),
+            failed: Arc::new(Mutex::new(Vec::new())),
         }
     }
 
-    /// Returns a source for the file: the shared copy when it fits the budget (loading it if
-    /// this is the first transfer of that file), else the file itself.
-    pub(crate) async fn source(
+    /// Returns a source for the file: the shared copy once it is in memory, else the file
+    /// itself. The first transfer of a file that fits the budget starts loading it in the
+    /// background and streams from the file meanwhile, so that nobody waits for a whole image
+    /// to be read before the first block leaves; transfers that start after the load share
+    /// one copy.
+    pub(crate) fn source(
         &self,
         identity: FileIdentity,
         file: File,
         len: u64,
         now: Instant,
-    ) -> io::Result<Source> {
+    ) -> Source {
         let file = Arc::new(file);
         let Some(cell) = self.reserve(identity, len, now) else {
-            return Ok(Source::File(file, len));
+            return Source::File(file, len);
         };
-        let loaded = cell
-            .get_or_try_init(|| {
-                let file = Arc::clone(&file);
-                async move {
+        if let Some(bytes) = cell.get() {
+            return Source::Memory(Arc::clone(bytes));
+        }
+        if !cell.initialized() && Arc::strong_count(&cell) <= 2 {
+            // Only this call and the cache hold the cell: nobody is loading it yet.
+            self.load_in_background(identity, cell, Arc::clone(&file), len);
+        }
+        Source::File(file, len)
+    }
+
+    fn load_in_background(
+        &self,
+        identity: FileIdentity,
+        cell: Arc<OnceCell<Arc<[u8]>>>,
+        file: Arc<File>,
+        len: u64,
+    ) {
+        let failed = Arc::clone(&self.failed);
+        tokio::spawn(async move {
+            let loaded = cell
+                .get_or_try_init(|| async move {
                     tokio::task::spawn_blocking(move || read_whole(&file, len))
                         .await
                         .map_err(io::Error::other)?
-                }
-            })
-            .await;
-        match loaded {
-            Ok(bytes) => Ok(Source::Memory(Arc::clone(bytes))),
-            Err(error) => {
-                self.forget(identity);
-                Err(error)
+                })
+                .await;
+            if let Err(error) = loaded {
+                tracing::debug!(%error, "loading a file into the shared cache failed; it is read on demand");
+                failed
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(identity);
             }
-        }
+        });
     }
 
     /// Finds or makes room for an entry; `None` when the file cannot fit.
@@ -156,14 +180,14 @@ impl FileCache {
         Some(cell)
     }
 
-    fn forget(&self, identity: FileIdentity) {
-        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
-        entries.remove(&identity);
-    }
-
     /// Drops entries that have sat unused for a while, so an idle daemon holds no images.
     pub(crate) fn evict_idle(&self, now: Instant) {
+        let failed: Vec<FileIdentity> =
+            std::mem::take(&mut *self.failed.lock().unwrap_or_else(PoisonError::into_inner));
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        for identity in failed {
+            entries.remove(&identity);
+        }
         evict(&mut entries, now, IDLE_EVICTION);
     }
 
@@ -226,21 +250,50 @@ mod tests {
         file
     }
 
+    /// Waits until the background load of `identity` has finished.
+    async fn loaded(cache: &FileCache, identity: FileIdentity) {
+        for _ in 0..500 {
+            let done = {
+                let entries = cache.entries.lock().unwrap();
+                entries
+                    .get(&identity)
+                    .is_some_and(|entry| entry.cell.initialized())
+            };
+            if done {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the file was never loaded into the cache");
+    }
+
     #[tokio::test]
-    async fn concurrent_transfers_of_one_file_share_one_copy() {
+    async fn the_first_transfer_streams_while_the_file_loads_and_later_ones_share_one_copy() {
         let file = temp_file(b"kernel image");
         let cache = FileCache::new(1024);
         let now = Instant::now();
         let open = || File::open(file.path()).unwrap();
         let identity = identity_of(&open());
-        let first = cache.source(identity, open(), 12, now).await.unwrap();
-        let second = cache.source(identity, open(), 12, now).await.unwrap();
-        match (&first, &second) {
+        let first = cache.source(identity, open(), 12, now);
+        assert!(
+            matches!(first, Source::File(..)),
+            "nobody waits for the whole image"
+        );
+        loaded(&cache, identity).await;
+        let second = cache.source(identity, open(), 12, now);
+        let third = cache.source(identity, open(), 12, now);
+        match (&second, &third) {
             (Source::Memory(a), Source::Memory(b)) => assert!(Arc::ptr_eq(a, b)),
             other => panic!("expected shared memory sources, got {other:?}"),
         }
         let mut buf = [0u8; 6];
-        assert_eq!(second.read_at(7, &mut buf).unwrap(), 5);
+        assert_eq!(third.read_at(7, &mut buf).unwrap(), 5);
+        assert_eq!(&buf[..5], b"image");
+        assert_eq!(
+            first.read_at(7, &mut buf).unwrap(),
+            5,
+            "the file source reads the same"
+        );
         assert_eq!(&buf[..5], b"image");
     }
 
@@ -250,13 +303,11 @@ mod tests {
         let cache = FileCache::new(10);
         let opened = File::open(file.path()).unwrap();
         let identity = identity_of(&opened);
-        let source = cache
-            .source(identity, opened, 100, Instant::now())
-            .await
-            .unwrap();
+        let source = cache.source(identity, opened, 100, Instant::now());
         assert!(matches!(source, Source::File(..)));
         let mut buf = [0u8; 8];
         assert_eq!(source.read_at(96, &mut buf).unwrap(), 4);
+        tokio::time::sleep(Duration::from_millis(50)).await;
         assert_eq!(cache.resident_bytes(), 0);
     }
 
@@ -266,19 +317,19 @@ mod tests {
         let b = temp_file(&[2u8; 60]);
         let cache = FileCache::new(100);
         let now = Instant::now();
-        let open_a = File::open(a.path()).unwrap();
-        let id_a = identity_of(&open_a);
-        let source_a = cache.source(id_a, open_a, 60, now).await.unwrap();
-        let open_b = File::open(b.path()).unwrap();
-        let id_b = identity_of(&open_b);
+        let id_a = identity_of(&File::open(a.path()).unwrap());
+        let _ = cache.source(id_a, File::open(a.path()).unwrap(), 60, now);
+        loaded(&cache, id_a).await;
+        let source_a = cache.source(id_a, File::open(a.path()).unwrap(), 60, now);
+        assert!(matches!(source_a, Source::Memory(..)));
+        let id_b = identity_of(&File::open(b.path()).unwrap());
         // `a` is still being read, so `b` cannot evict it and is served from the file.
-        let source_b = cache.source(id_b, open_b, 60, now).await.unwrap();
+        let source_b = cache.source(id_b, File::open(b.path()).unwrap(), 60, now);
         assert!(matches!(source_b, Source::File(..)));
         drop(source_a);
-        let source_b = cache
-            .source(id_b, File::open(b.path()).unwrap(), 60, now)
-            .await
-            .unwrap();
+        let _ = cache.source(id_b, File::open(b.path()).unwrap(), 60, now);
+        loaded(&cache, id_b).await;
+        let source_b = cache.source(id_b, File::open(b.path()).unwrap(), 60, now);
         assert!(matches!(source_b, Source::Memory(..)));
         assert_eq!(cache.resident_bytes(), 60);
         drop(source_b);

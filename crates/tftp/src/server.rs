@@ -870,17 +870,10 @@ impl Job {
                 )),
             };
         }
-        self.shared
+        Ok(self
+            .shared
             .cache
-            .source(opened.identity, opened.file, opened.len, now())
-            .await
-            .map_err(|read_error| {
-                (
-                    ErrorCode::NotDefined,
-                    "read error",
-                    format!("read error: {read_error}"),
-                )
-            })
+            .source(opened.identity, opened.file, opened.len, now()))
     }
 
     async fn write(&mut self, mut transport: Transport) -> Report {

@@ -69,14 +69,15 @@
 //!   reports when it is. On a lossy link this spreads a window out instead of resending it
 //!   again and again in a burst the receiver's socket buffer cannot hold.
 //! - The window granted in the OACK is capped so that a whole window fits the receiver's socket
-//!   buffer: `windowsize * datagram_memory_cost(blksize)` stays within
+//!   buffer: `(windowsize - 1) * datagram_memory_cost(blksize)` stays within
 //!   [`Settings::receive_buffer_budget`] (192 KiB by default, just under the 208 KiB a default
 //!   Linux socket receive buffer holds; atftpd and atftp stall when a window overflows it),
 //!   never below 1. The kernel charges a datagram by its buffer allocation, not its payload
 //!   (an 8 KiB block costs about 16 KiB), so `windowsize * blksize` alone would overflow the
 //!   buffer at large blksizes: measured on loopback, an atftp client lost the 13th block of a
-//!   16 x 8192 window every time. The grants: blksize 512 and 1468 get the configured
-//!   maximum (64), 8192 gets 11, 65464 gets 1.
+//!   16 x 8192 window every time. The kernel admits a datagram while the buffer holds less
+//!   than its limit, so only the datagrams before the last one must fit. The grants: blksize
+//!   512 and 1468 get the configured maximum (64), 8192 gets 12, 65464 gets 2.
 //! - A paced block that is due is scheduled from when it was due, not from when it left: the
 //!   shell's timers fire late (tokio's resolution is a millisecond, coarser than a gap of tens
 //!   of microseconds), so the late blocks leave together and the average rate holds. Lateness

@@ -16,7 +16,8 @@
 //! - `blksize` 8..=65464 is granted, lowered to [`Settings::max_blksize`].
 //! - `timeout` 1..=255 seconds is granted exactly (RFC 2349 has the server echo it or ignore it).
 //! - `windowsize` 1..=65535 is granted, lowered to [`Settings::max_windowsize`] and to
-//!   `receive_buffer_budget / datagram_memory_cost(blksize)` (at least 1).
+//!   `receive_buffer_budget / datagram_memory_cost(blksize) + 1` (all but the last datagram
+//!   of a window must fit the receive buffer).
 //! - `tsize` on a read is answered with the file length (whatever number the client sent,
 //!   normally 0), except for an empty file: tsize is then left out of the OACK, because curl 7.88
 //!   rejects an OACK carrying `tsize 0` and must still be able to fetch empty files. On a write
@@ -142,8 +143,11 @@ impl<'a> RequestedOptions<'a> {
                     let blksize = common
                         .blksize
                         .map_or(crate::wire::DEFAULT_BLKSIZE, |(_, granted)| granted);
+                    // The kernel admits a datagram while the buffer holds less than its limit,
+                    // so the last datagram of a window may overshoot: a window fits when all
+                    // but its last datagram fit.
                     let by_bytes =
-                        settings.receive_buffer_budget / super::datagram_memory_cost(blksize);
+                        settings.receive_buffer_budget / super::datagram_memory_cost(blksize) + 1;
                     let by_bytes = u16::try_from(by_bytes).unwrap_or(u16::MAX).max(1);
                     let granted = u16::try_from(wanted)
                         .unwrap_or(u16::MAX)

@@ -279,11 +279,11 @@ fn rfc7440_windowsize_clamped_to_the_receive_buffer() {
         ..settings()
     };
     let cases = [
-        ("1468", "200", 85), // 196608 / (2048 + 256)
-        ("8192", "64", 11),  // 196608 / (16384 + 256): the 12th would overflow 208 KiB
-        ("65464", "64", 1),  // 196608 / (131072 + 256)
-        ("8", "65535", 256), // 196608 / (512 + 256)
-        ("512", "300", 153), // blksize 512 (the default size when asked): 196608 / 1280
+        ("1468", "200", 86), // 196608 / (2048 + 256) + 1
+        ("8192", "64", 12),  // 196608 / (16384 + 256) + 1: a 13th overflowed 208 KiB
+        ("65464", "64", 2),  // 196608 / (131072 + 256) + 1
+        ("8", "65535", 257), // 196608 / (512 + 256) + 1
+        ("512", "300", 154), // blksize 512 (the default size when asked): 196608 / 1280 + 1
     ];
     for (blksize, windowsize, expected) in cases {
         let negotiated = negotiate_read(
@@ -302,7 +302,7 @@ fn rfc7440_windowsize_clamped_to_the_receive_buffer() {
         &settings,
         1,
     );
-    assert_eq!(negotiated.windowsize, 153);
+    assert_eq!(negotiated.windowsize, 154);
     // Never below 1, however small the byte budget.
     let tiny = Settings {
         receive_buffer_budget: 100,
