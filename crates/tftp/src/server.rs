@@ -797,6 +797,9 @@ impl Job {
         let mut recv_buf = vec![0u8; MAX_PACKET];
         let mut shutting_down = false;
         let mut timer = Timer::new();
+        // One cancellation waiter for the whole transfer, not one registered per packet.
+        let cancelled = self.shutdown.cancelled();
+        tokio::pin!(cancelled);
         loop {
             while let Some(transmit) = transfer.poll_transmit(now(), &source, &mut send_buf) {
                 if let Err(send_error) =
@@ -810,7 +813,7 @@ impl Job {
             }
             let deadline = transfer.poll_timeout();
             tokio::select! {
-                _ = self.shutdown.cancelled(), if !shutting_down => {
+                _ = &mut cancelled, if !shutting_down => {
                     shutting_down = true;
                     transfer.abort(ErrorCode::NotDefined, "server shutting down");
                 }
@@ -924,6 +927,9 @@ impl Job {
         let mut recv_buf = vec![0u8; MAX_PACKET];
         let mut shutting_down = false;
         let mut timer = Timer::new();
+        // One cancellation waiter for the whole transfer, not one registered per packet.
+        let cancelled = self.shutdown.cancelled();
+        tokio::pin!(cancelled);
         loop {
             while let Some(transmit) = transfer.poll_transmit(now(), &mut send_buf) {
                 if let Err(send_error) =
@@ -963,7 +969,7 @@ impl Job {
             }
             let deadline = transfer.poll_timeout();
             tokio::select! {
-                _ = self.shutdown.cancelled(), if !shutting_down => {
+                _ = &mut cancelled, if !shutting_down => {
                     shutting_down = true;
                     transfer.abort(ErrorCode::NotDefined, "server shutting down");
                 }
