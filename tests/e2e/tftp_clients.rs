@@ -193,21 +193,25 @@ fn atftp_fetches_small_files_with_windowsize_over_ipv4_and_ipv6() {
 }
 
 #[test]
-fn curl_fetches_100_mib_over_ipv4_across_block_number_rollover() {
+fn curl_fetches_100_mib_over_ipv4_and_ipv6_across_block_number_rollover() {
     // 100 MiB at blksize 512 is 204,800 blocks: the block number wraps three times.
     let setup = serve_files(&[100 * MIB], "");
-    let out = setup.output("curl-100m");
-    curl_get(setup.daemon.v4(), &format!("f{}", 100 * MIB), &out, None);
-    assert_same(&setup.served(100 * MIB), &out);
+    for (addr, blksize) in [(setup.daemon.v4(), None), (setup.daemon.v6(), Some(1468))] {
+        let out = setup.output(&format!("curl-100m-{}", addr.is_ipv4()));
+        curl_get(addr, &format!("f{}", 100 * MIB), &out, blksize);
+        assert_same(&setup.served(100 * MIB), &out);
+    }
     assert!(setup.daemon.log().contains("tftp transfer complete"));
 }
 
 #[test]
-fn tftp_hpa_fetches_100_mib_over_ipv6() {
+fn tftp_hpa_fetches_100_mib_over_ipv4_and_ipv6() {
     let setup = serve_files(&[100 * MIB], "");
-    let out = setup.output("hpa-100m");
-    tftp_hpa_get(setup.daemon.v6(), &format!("f{}", 100 * MIB), &out);
-    assert_same(&setup.served(100 * MIB), &out);
+    for addr in [setup.daemon.v4(), setup.daemon.v6()] {
+        let out = setup.output(&format!("hpa-100m-{}", addr.is_ipv4()));
+        tftp_hpa_get(addr, &format!("f{}", 100 * MIB), &out);
+        assert_same(&setup.served(100 * MIB), &out);
+    }
 }
 
 #[test]
