@@ -26,41 +26,56 @@ const IDLE_EVICTION: Duration = Duration::from_secs(60);
 pub(crate) enum Source {
     Memory(Arc<[u8]>),
     File(Arc<File>, u64),
+    /// Read from the file until the shared copy is loaded, then from the copy: a transfer
+    /// that started during the load moves to memory as soon as it can.
+    Loading {
+        cell: Arc<OnceCell<Arc<[u8]>>>,
+        file: Arc<File>,
+        len: u64,
+    },
 }
 
 impl BlockSource for Source {
     fn len(&self) -> u64 {
         match self {
             Source::Memory(bytes) => bytes.len() as u64,
-            Source::File(_, len) => *len,
+            Source::File(_, len) | Source::Loading { len, .. } => *len,
         }
     }
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         match self {
-            Source::Memory(bytes) => {
-                let start = usize::try_from(offset)
-                    .unwrap_or(usize::MAX)
-                    .min(bytes.len());
-                let available = bytes.get(start..).unwrap_or_default();
-                let n = available.len().min(buf.len());
-                buf[..n].copy_from_slice(&available[..n]);
-                Ok(n)
-            }
-            Source::File(file, len) => {
-                let mut filled = 0;
-                while filled < buf.len() && offset + (filled as u64) < *len {
-                    match file.read_at(&mut buf[filled..], offset + filled as u64) {
-                        Ok(0) => break,
-                        Ok(n) => filled += n,
-                        Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                        Err(error) => return Err(error),
-                    }
-                }
-                Ok(filled)
-            }
+            Source::Loading { cell, file, len } => match cell.get() {
+                Some(bytes) => read_memory(bytes, offset, buf),
+                None => read_file(file, *len, offset, buf),
+            },
+            Source::Memory(bytes) => read_memory(bytes, offset, buf),
+            Source::File(file, len) => read_file(file, *len, offset, buf),
         }
     }
+}
+
+fn read_memory(bytes: &[u8], offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+    let start = usize::try_from(offset)
+        .unwrap_or(usize::MAX)
+        .min(bytes.len());
+    let available = bytes.get(start..).unwrap_or_default();
+    let n = available.len().min(buf.len());
+    buf[..n].copy_from_slice(&available[..n]);
+    Ok(n)
+}
+
+fn read_file(file: &File, len: u64, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+    let mut filled = 0;
+    while filled < buf.len() && offset + (filled as u64) < len {
+        match file.read_at(&mut buf[filled..], offset + filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    Ok(filled)
 }
 
 #[derive(Debug)]
@@ -109,9 +124,9 @@ impl FileCache {
         }
         if !cell.initialized() && Arc::strong_count(&cell) <= 2 {
             // Only this call and the cache hold the cell: nobody is loading it yet.
-            self.load_in_background(identity, cell, Arc::clone(&file), len);
+            self.load_in_background(identity, Arc::clone(&cell), Arc::clone(&file), len);
         }
-        Source::File(file, len)
+        Source::Loading { cell, file, len }
     }
 
     fn load_in_background(
@@ -276,7 +291,7 @@ mod tests {
         let identity = identity_of(&open());
         let first = cache.source(identity, open(), 12, now);
         assert!(
-            matches!(first, Source::File(..)),
+            matches!(first, Source::Loading { .. }),
             "nobody waits for the whole image"
         );
         loaded(&cache, identity).await;
@@ -323,7 +338,7 @@ mod tests {
         let source_a = cache.source(id_a, File::open(a.path()).unwrap(), 60, now);
         assert!(matches!(source_a, Source::Memory(..)));
         let id_b = identity_of(&File::open(b.path()).unwrap());
-        // `a` is still being read, so `b` cannot evict it and is served from the file.
+        // `a` is still being read, so `b` cannot evict it and is served from the file alone.
         let source_b = cache.source(id_b, File::open(b.path()).unwrap(), 60, now);
         assert!(matches!(source_b, Source::File(..)));
         drop(source_a);
