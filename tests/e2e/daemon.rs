@@ -9,21 +9,12 @@ use crate::harness::BINARY;
 #[test]
 fn readiness_is_notified_to_systemd_after_the_sockets_are_bound() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("root")).unwrap();
     let socket_path = dir.path().join("notify.sock");
     let notify = UnixDatagram::bind(&socket_path).unwrap();
     notify
         .set_read_timeout(Some(Duration::from_secs(20)))
         .unwrap();
-    let config = dir.path().join("k.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "tftp:\n  root: {}\n  listen: [\"127.0.0.1:0\"]\n",
-            dir.path().join("root").display()
-        ),
-    )
-    .unwrap();
+    let config = loopback_config(dir.path());
     let mut child = Command::new(BINARY)
         .args(["serve", "--config"])
         .arg(&config)
@@ -43,6 +34,21 @@ fn readiness_is_notified_to_systemd_after_the_sockets_are_bound() {
     assert!(status.success());
 }
 
+/// A TFTP-only config on a loopback port the kernel picks, with its root, in `dir`.
+fn loopback_config(dir: &std::path::Path) -> std::path::PathBuf {
+    std::fs::create_dir(dir.join("root")).unwrap();
+    let config = dir.join("k.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "tftp:\n  root: {}\n  listen: [\"127.0.0.1:0\"]\n",
+            dir.join("root").display()
+        ),
+    )
+    .unwrap();
+    config
+}
+
 unsafe extern "C" {
     fn kill(pid: i32, signal: i32) -> i32;
 }
@@ -50,16 +56,7 @@ unsafe extern "C" {
 #[test]
 fn json_logs_are_one_object_per_line() {
     let dir = tempfile::tempdir().unwrap();
-    std::fs::create_dir(dir.path().join("root")).unwrap();
-    let config = dir.path().join("k.yaml");
-    std::fs::write(
-        &config,
-        format!(
-            "tftp:\n  root: {}\n  listen: [\"127.0.0.1:0\"]\n",
-            dir.path().join("root").display()
-        ),
-    )
-    .unwrap();
+    let config = loopback_config(dir.path());
     let child = Command::new(BINARY)
         .args(["serve", "--log-format", "json", "--config"])
         .arg(&config)

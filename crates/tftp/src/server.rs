@@ -29,7 +29,7 @@ use crate::fs::{AccessError, Root, Upload, WritePolicy};
 use crate::netascii;
 use crate::proto::{
     BlockSource, DEFAULT_RECEIVE_BUFFER_BUDGET, Negotiated, Outcome, ReadTransfer, Settings, Stats,
-    UploadSink, WriteTransfer, negotiate_read, negotiate_write,
+    Transmit, UploadSink, WriteTransfer, negotiate_read, negotiate_write,
 };
 use crate::wire::{self, ErrorCode, MAX_BLKSIZE, MAX_PACKET, Mode, Packet, Request};
 
@@ -642,6 +642,14 @@ impl Transport {
         }
     }
 
+    /// Sends what the core asked for; a failed send is only logged, since the core's
+    /// retransmission timer covers a datagram that never left.
+    async fn send_transmit(&self, buf: &[u8], transmit: &Transmit) {
+        if let Err(send_error) = self.send(&buf[..transmit.len], transmit.to).await {
+            debug!(peer = %transmit.to, error = %send_error, "send failed");
+        }
+    }
+
     /// Receives the next datagram for this transfer: its length and its source.
     async fn recv(&mut self, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
         match self {
@@ -802,11 +810,7 @@ impl Job {
         tokio::pin!(cancelled);
         loop {
             while let Some(transmit) = transfer.poll_transmit(now(), &source, &mut send_buf) {
-                if let Err(send_error) =
-                    transport.send(&send_buf[..transmit.len], transmit.to).await
-                {
-                    debug!(peer = %transmit.to, error = %send_error, "send failed");
-                }
+                transport.send_transmit(&send_buf, &transmit).await;
             }
             if transfer.outcome().is_some() {
                 break;
@@ -932,11 +936,7 @@ impl Job {
         tokio::pin!(cancelled);
         loop {
             while let Some(transmit) = transfer.poll_transmit(now(), &mut send_buf) {
-                if let Err(send_error) =
-                    transport.send(&send_buf[..transmit.len], transmit.to).await
-                {
-                    debug!(peer = %transmit.to, error = %send_error, "send failed");
-                }
+                transport.send_transmit(&send_buf, &transmit).await;
             }
             if transfer.outcome().is_some() {
                 break;
