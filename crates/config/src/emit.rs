@@ -194,7 +194,9 @@ fn dhcp(out: &mut Out, d: &DhcpConfig) {
         out.line(2, "reservations:");
         for r in &d.reservations {
             out.kv(4, "- mac", &quote(&r.mac));
-            out.kv(6, "ip", &quote(&r.ip.to_string()));
+            if let Some(ip) = r.ip {
+                out.kv(6, "ip", &quote(&ip.to_string()));
+            }
             if let Some(hostname) = &r.hostname {
                 out.kv(6, "hostname", &quote(hostname));
             }

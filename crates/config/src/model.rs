@@ -117,6 +117,61 @@ pub struct DhcpConfig {
     pub subnets: Vec<DhcpSubnet>,
     pub reservations: Vec<DhcpReservation>,
     pub v6: Option<Dhcp6Config>,
+    /// Proxy mode: answer only clients with a reservation (`dhcp.known_clients_only`).
+    pub known_clients_only: bool,
+    /// Before offering an address no lease holds, check that nothing answers on it
+    /// (`dhcp.ping_check`, default true).
+    pub ping_check: bool,
+    /// How long that check waits for an answer (`dhcp.ping_timeout`, default 300ms).
+    pub ping_timeout: Duration,
+    /// Another DHCP server on the served segments is expected (`dhcp.other_servers: expected`):
+    /// the coexistence probe then only logs what it finds instead of refusing to serve.
+    pub other_servers_expected: bool,
+    /// The address put in siaddr / option 66 instead of the receiving interface's own
+    /// (`dhcp.advertise`).
+    pub advertise: Option<std::net::Ipv4Addr>,
+    /// Accepted vendor-class prefixes (`dhcp.vendor_classes`).
+    pub vendor_classes: DhcpVendorClasses,
+    /// Options for every client (`dhcp.options`); subnets, classes and reservations override
+    /// them code by code in that order.
+    pub options: Vec<DhcpOptionValue>,
+    /// Client classes matched by vendor class (`dhcp.classes`).
+    pub classes: Vec<DhcpClass>,
+}
+
+/// `dhcp.vendor_classes`: the option 60 prefixes that mark netboot clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DhcpVendorClasses {
+    /// Default `["PXEClient"]`.
+    pub pxe: Vec<String>,
+    /// Default `["HTTPClient"]`.
+    pub http: Vec<String>,
+}
+
+impl Default for DhcpVendorClasses {
+    fn default() -> Self {
+        DhcpVendorClasses {
+            pxe: vec!["PXEClient".into()],
+            http: vec!["HTTPClient".into()],
+        }
+    }
+}
+
+/// One DHCP option from the config, already encoded as the option's payload bytes (without the
+/// code and length octets). Written by name (`ntp-servers`) or code (`42`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DhcpOptionValue {
+    pub code: u8,
+    pub data: Vec<u8>,
+}
+
+/// A client class: clients whose vendor class (option 60) starts with `vendor_class` get its
+/// options (`dhcp.classes[]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DhcpClass {
+    pub name: String,
+    pub vendor_class: String,
+    pub options: Vec<DhcpOptionValue>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -127,15 +182,26 @@ pub struct DhcpSubnet {
     /// `None`: this box, when DNS is enabled.
     pub dns: Option<Vec<IpAddr>>,
     pub domain: Option<String>,
+    /// `None`: `dhcp.lease_time`.
+    pub lease_time: Option<Duration>,
+    /// Answer only clients with a reservation on this subnet.
+    pub known_clients_only: bool,
+    pub options: Vec<DhcpOptionValue>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DhcpReservation {
     /// Normalised to lower-case `aa:bb:cc:dd:ee:ff`.
     pub mac: String,
-    pub ip: IpAddr,
+    /// Option 61 the client sends, when the reservation is keyed by it as well.
+    pub client_id: Option<Vec<u8>>,
+    /// `None` only with `ignore: true`.
+    pub ip: Option<IpAddr>,
     pub hostname: Option<String>,
     pub boot: BootConfig,
+    /// Never answer this client (a machine set to PXE-boot first that must not be reimaged).
+    pub ignore: bool,
+    pub options: Vec<DhcpOptionValue>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

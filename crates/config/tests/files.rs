@@ -157,18 +157,24 @@ fn full_example_has_the_contract_values() {
             router: Some(ip("10.99.0.1")),
             dns: Some(vec![ip("10.99.0.1")]),
             domain: Some("lab.test".into()),
+            lease_time: None,
+            known_clients_only: false,
+            options: Vec::new(),
         }]
     );
     assert_eq!(
         d.reservations[0],
         DhcpReservation {
             mac: "52:54:00:00:00:10".into(),
-            ip: ip("10.99.0.10"),
+            client_id: None,
+            ip: Some(ip("10.99.0.10")),
             hostname: Some("node10".into()),
             boot: BootConfig {
                 bios: Some("pxelinux.0".into()),
                 ..BootConfig::default()
             },
+            ignore: false,
+            options: Vec::new(),
         }
     );
     assert_eq!(d.reservations[1].mac, "52:54:00:00:00:11");

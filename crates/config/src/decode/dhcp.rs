@@ -100,6 +100,14 @@ pub(super) fn decode_dhcp(ctx: &mut Ctx, node: &Node) -> Option<DhcpConfig> {
             router_advertisements,
             subnets: subnets6,
         }),
+        known_clients_only: false,
+        ping_check: true,
+        ping_timeout: Duration::from_millis(300),
+        other_servers_expected: false,
+        advertise: None,
+        vendor_classes: DhcpVendorClasses::default(),
+        options: Vec::new(),
+        classes: Vec::new(),
     })
 }
 
@@ -336,6 +344,9 @@ fn decode_subnet(ctx: &mut Ctx, key: &str, node: &Node, v6: bool) -> Option<Dhcp
         router,
         dns,
         domain,
+        lease_time: None,
+        known_clients_only: false,
+        options: Vec::new(),
     })
 }
 
@@ -405,7 +416,7 @@ fn decode_reservations(
                 None
             }
             Some(n) => ip(ctx, &f.key("ip"), n).inspect(|addr| {
-                if out.iter().any(|r| r.ip == *addr) {
+                if out.iter().any(|r| r.ip == Some(*addr)) {
                     ctx.error(&f.key("ip"), n, format!("{addr} is reserved twice"));
                 }
                 if let Some((v4, v6)) = subnets
@@ -453,9 +464,12 @@ fn decode_reservations(
         if let (Some(mac), Some(ip)) = (mac, addr) {
             out.push(DhcpReservation {
                 mac,
-                ip,
+                client_id: None,
+                ip: Some(ip),
                 hostname,
                 boot,
+                ignore: false,
+                options: Vec::new(),
             });
         }
     }
