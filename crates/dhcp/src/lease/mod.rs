@@ -31,7 +31,7 @@
 //! The store never reads the clock: the grant and expiry times, the `now` of
 //! [`LeaseStore::reclaim_expired`] and the timestamp of a damaged copy are arguments.
 
-mod index;
+pub(crate) mod index;
 mod journal;
 mod record;
 mod store;

@@ -1,6 +1,7 @@
 //! DHCPv4: the checking codec wrapper over dhcproto ([`codec`]).
 
 pub mod codec;
+pub mod server;
 
 pub use codec::{
     Area, CodecError, Field, Message, Overload, OverloadProblem, RawOption, Reply, ReplyOption,
