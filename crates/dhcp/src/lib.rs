@@ -4,4 +4,5 @@
 
 pub mod lease;
 pub mod policy;
+pub mod service;
 pub mod v4;

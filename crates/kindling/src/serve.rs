@@ -7,7 +7,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use kindling_config::{Config, Loaded, LogFormat};
+use kindling_config::{Config, DhcpMode, Loaded, LogFormat};
+use kindling_dhcp::service::{DhcpHandle, DhcpService, ServiceConfig};
+use kindling_dhcp::v4::server::{Environment, Settings};
 use kindling_tftp::{TftpHandle, TftpService};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinHandle;
@@ -87,10 +89,73 @@ async fn start_tftp(config: &Config) -> anyhow::Result<Option<RunningTftp>> {
     }))
 }
 
-fn note_unbuilt_services(config: &Config) {
-    if config.dhcp.is_some() {
-        warn!("the dhcp section is valid but this build has no DHCP service yet; it is not served");
+struct RunningDhcp {
+    handle: DhcpHandle,
+    task: JoinHandle<()>,
+    shutdown: CancellationToken,
+    mode: DhcpMode,
+    state_dir: PathBuf,
+}
+
+fn dhcp_service_config(config: &Config) -> Option<ServiceConfig> {
+    let dhcp = config.dhcp.as_ref()?;
+    let environment = Environment {
+        dns_domain: config.dns.as_ref().map(|dns| dns.domain.clone()),
+    };
+    Some(ServiceConfig {
+        settings: Settings::new(dhcp, &config.boot, environment),
+        interfaces: dhcp.interfaces.clone(),
+        state_dir: config.state_dir.clone(),
+        ping_timeout: dhcp.ping_timeout,
+    })
+}
+
+async fn start_dhcp(config: &Config) -> anyhow::Result<Option<RunningDhcp>> {
+    let (Some(dhcp), Some(service_config)) = (&config.dhcp, dhcp_service_config(config)) else {
+        info!("dhcp is off (no dhcp section, or mode: off)");
+        return Ok(None);
+    };
+    let (service, report) = DhcpService::bind(service_config, std::time::SystemTime::now())
+        .context("starting the DHCP service")?;
+    if let Some(report) = report {
+        let leases = service.leases();
+        if report.is_clean() {
+            info!(
+                state_dir = %config.state_dir.display(),
+                leases = leases.len(),
+                "dhcp lease store opened"
+            );
+        } else {
+            warn!(
+                state_dir = %config.state_dir.display(),
+                leases = leases.len(),
+                "dhcp lease store recovered from damage: {report:?}"
+            );
+        }
     }
+    let handle = service.handle();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn(service.run(shutdown.clone()));
+    Ok(Some(RunningDhcp {
+        handle,
+        task,
+        shutdown,
+        mode: dhcp.mode,
+        state_dir: config.state_dir.clone(),
+    }))
+}
+
+async fn stop_dhcp(running: RunningDhcp) {
+    running.shutdown.cancel();
+    if tokio::time::timeout(SHUTDOWN_GRACE, running.task)
+        .await
+        .is_err()
+    {
+        warn!("dhcp did not stop within the grace period; exiting anyway");
+    }
+}
+
+fn note_unbuilt_services(config: &Config) {
     if config.dns.is_some() {
         warn!("the dns section is valid but this build has no DNS service yet; it is not served");
     }
@@ -104,6 +169,7 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
 
     note_unbuilt_services(&config);
     let mut tftp = start_tftp(&config).await?;
+    let mut dhcp = start_dhcp(&config).await?;
     let mut current = config;
     notify(&[sd_notify::NotifyState::Ready]);
     info!(version = env!("CARGO_PKG_VERSION"), "kindling ready");
@@ -116,7 +182,7 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
                     reloading.push(stamp);
                 }
                 notify(&reloading);
-                match reload(&current, config_path.as_ref(), &mut tftp).await {
+                match reload(&current, config_path.as_ref(), &mut tftp, &mut dhcp).await {
                     Ok(Some(new_config)) => {
                         current = new_config;
                         info!("config reloaded");
@@ -134,6 +200,9 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
     }
 
     notify(&[sd_notify::NotifyState::Stopping]);
+    if let Some(running) = dhcp.take() {
+        stop_dhcp(running).await;
+    }
     if let Some(running) = tftp.take() {
         running.shutdown.cancel();
         if tokio::time::timeout(SHUTDOWN_GRACE, running.task)
@@ -151,6 +220,7 @@ async fn reload(
     current: &Config,
     config_path: Option<&PathBuf>,
     tftp: &mut Option<RunningTftp>,
+    dhcp: &mut Option<RunningDhcp>,
 ) -> anyhow::Result<Option<Config>> {
     let Some(path) = config_path else {
         info!("SIGHUP: serving the embedded default, nothing to reload");
@@ -186,6 +256,26 @@ async fn reload(
             }
         }
         (None, None) => {}
+    }
+    let same_service = dhcp.as_ref().is_some_and(|running| {
+        new_config.dhcp.as_ref().map(|d| d.mode) == Some(running.mode)
+            && new_config.state_dir == running.state_dir
+    });
+    match (dhcp.as_ref(), dhcp_service_config(&new_config)) {
+        (Some(running), Some(service_config)) if same_service => {
+            running
+                .handle
+                .reload(service_config)
+                .await
+                .context("applying the new dhcp section")?;
+        }
+        _ => {
+            if let Some(running) = dhcp.take() {
+                info!("dhcp mode or state_dir changed by reload: restarting the DHCP service");
+                stop_dhcp(running).await;
+            }
+            *dhcp = start_dhcp(&new_config).await?;
+        }
     }
     note_unbuilt_services(&new_config);
     Ok(Some(new_config))

@@ -63,6 +63,9 @@ fn protocol_cores_touch_no_socket_clock_or_file() {
     let tftp = workspace().join("crates/tftp/src");
     let mut files = vec![tftp.join("wire.rs"), tftp.join("netascii.rs")];
     rust_files(&tftp.join("proto"), &mut files);
+    let dhcp = workspace().join("crates/dhcp/src");
+    files.extend([dhcp.join("policy.rs"), dhcp.join("v4/codec.rs")]);
+    rust_files(&dhcp.join("v4/server"), &mut files);
     let forbidden = [
         "Instant::now",
         "SystemTime::now",
@@ -91,13 +94,16 @@ fn protocol_cores_touch_no_socket_clock_or_file() {
         }
         checked += 1;
     }
-    assert!(checked >= 5, "expected wire.rs, netascii.rs and proto/*.rs");
+    assert!(
+        checked >= 10,
+        "expected the TFTP wire, netascii and proto files and the DHCP policy, codec and server core"
+    );
 }
 
 #[test]
 fn only_the_binary_builds_a_runtime_or_installs_a_subscriber() {
     let mut files = Vec::new();
-    for krate in ["config", "udp", "tftp"] {
+    for krate in ["config", "udp", "tftp", "dhcp"] {
         rust_files(
             &workspace().join("crates").join(krate).join("src"),
             &mut files,

@@ -113,6 +113,11 @@ impl UdpEndpoint {
         ))
     }
 
+    /// Allows sending to broadcast addresses (DHCP replies to clients without an address).
+    pub fn set_broadcast(&self, on: bool) -> io::Result<()> {
+        self.socket.set_broadcast(on)
+    }
+
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.socket.local_addr()
     }

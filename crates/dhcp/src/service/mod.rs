@@ -1,0 +1,462 @@
+//! The tokio shell around the DHCPv4 core: the port 67 socket (and 4011 in proxy mode), the
+//! interface table, the lease store, ping probes, ARP entries and the lease event channel. One
+//! task owns the core; commits complete on the store's writer thread and come back as messages,
+//! so many clients' ACKs wait for one `fdatasync` together (group commit) while the task keeps
+//! answering.
+
+mod arp;
+mod netif;
+mod ping;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use kindling_udp::UdpEndpoint;
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::lease::{LeaseStore, RecoveryReport, StoreError};
+use crate::v4::server::{
+    Action, BOOT_SERVER_PORT, CLIENT_PORT, Core, Datagram, LeaseEvent, ProbeId, SERVER_PORT,
+    ServiceMode, Settings, Transmit,
+};
+
+use netif::InterfaceTable;
+
+/// How often expired leases are reclaimed and stale offers dropped.
+const EXPIRY_TICK: Duration = Duration::from_secs(10);
+/// Datagrams handled per wake-up before the loop looks at its other inputs.
+const BATCH: usize = 64;
+/// Lease events buffered for a slow subscriber before it starts missing some.
+const EVENT_BUFFER: usize = 4096;
+
+/// Why the DHCP service could not start or change.
+#[derive(Debug, thiserror::Error)]
+pub enum DhcpError {
+    #[error("binding UDP {addr}: {source}")]
+    Bind {
+        addr: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("opening the lease store: {0}")]
+    Store(#[from] StoreError),
+    #[error("the DHCP service has stopped")]
+    Stopped,
+}
+
+/// What the service is started with.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    pub settings: Settings,
+    /// `dhcp.interfaces`; `None`: every interface but loopback.
+    pub interfaces: Option<Vec<String>>,
+    /// Where the lease store lives (server mode only).
+    pub state_dir: PathBuf,
+    pub ping_timeout: Duration,
+}
+
+/// A bound DHCP service, ready to `run`.
+#[derive(Debug)]
+pub struct DhcpService {
+    config: ServiceConfig,
+    dhcp: Arc<UdpEndpoint>,
+    boot_server: Option<Arc<UdpEndpoint>>,
+    store: Option<Arc<LeaseStore>>,
+    core: Core,
+    events: broadcast::Sender<LeaseEvent>,
+    control_tx: mpsc::Sender<Control>,
+    control_rx: mpsc::Receiver<Control>,
+}
+
+/// Controls a running service.
+#[derive(Debug, Clone)]
+pub struct DhcpHandle {
+    control: mpsc::Sender<Control>,
+    events: broadcast::Sender<LeaseEvent>,
+}
+
+#[derive(Debug)]
+enum Control {
+    Reload(Box<ServiceConfig>, oneshot::Sender<()>),
+}
+
+/// What a finished commit hands back to the loop.
+struct Committed {
+    result: Result<(), StoreError>,
+    then: Option<Transmit>,
+    events: Vec<LeaseEvent>,
+}
+
+fn bind(port: u16) -> Result<Arc<UdpEndpoint>, DhcpError> {
+    let addr = SocketAddr::from((Ipv4Addr::UNSPECIFIED, port));
+    let endpoint = UdpEndpoint::bind(addr).map_err(|source| DhcpError::Bind { addr, source })?;
+    endpoint
+        .set_broadcast(true)
+        .map_err(|source| DhcpError::Bind { addr, source })?;
+    Ok(Arc::new(endpoint))
+}
+
+impl DhcpService {
+    /// Binds port 67 (and 4011 in proxy mode) on every IPv4 address and, in server mode, opens
+    /// the lease store (recovering it). Nothing is answered until `run`.
+    pub fn bind(
+        config: ServiceConfig,
+        now: SystemTime,
+    ) -> Result<(DhcpService, Option<RecoveryReport>), DhcpError> {
+        let dhcp = bind(SERVER_PORT)?;
+        let boot_server = match config.settings.mode {
+            ServiceMode::Proxy => Some(bind(BOOT_SERVER_PORT)?),
+            ServiceMode::Server => None,
+        };
+        let (store, report, records) = match config.settings.mode {
+            ServiceMode::Server => {
+                let (store, report) = LeaseStore::open(&config.state_dir, now)?;
+                let records = store.all();
+                (Some(Arc::new(store)), Some(report), records)
+            }
+            ServiceMode::Proxy => (None, None, Vec::new()),
+        };
+        let core = Core::new(config.settings.clone(), records);
+        let (events, _) = broadcast::channel(EVENT_BUFFER);
+        let (control_tx, control_rx) = mpsc::channel(4);
+        Ok((
+            DhcpService {
+                config,
+                dhcp,
+                boot_server,
+                store,
+                core,
+                events,
+                control_tx,
+                control_rx,
+            },
+            report,
+        ))
+    }
+
+    /// The lease records the service starts with.
+    pub fn leases(&self) -> Vec<crate::lease::LeaseRecord> {
+        self.core.leases()
+    }
+
+    pub fn handle(&self) -> DhcpHandle {
+        DhcpHandle {
+            control: self.control_tx.clone(),
+            events: self.events.clone(),
+        }
+    }
+
+    /// Serves until `shutdown` is cancelled; queued commits are finished before it returns.
+    pub async fn run(self, shutdown: CancellationToken) {
+        let DhcpService {
+            mut config,
+            dhcp,
+            boot_server,
+            store,
+            mut core,
+            events,
+            control_tx,
+            mut control_rx,
+        } = self;
+        drop(control_tx);
+        let mut shell = Shell {
+            interfaces: InterfaceTable::new(),
+            dhcp: dhcp.clone(),
+            boot_server: boot_server.clone(),
+            store,
+            events,
+            ping_timeout: config.ping_timeout,
+            ping_unavailable_logged: false,
+            ping_ident: std::process::id() as u16,
+            filter: config.interfaces.clone(),
+        };
+        shell.log_interfaces(&core);
+        let (commit_tx, mut commit_rx) = mpsc::unbounded_channel::<Committed>();
+        let (probe_tx, mut probe_rx) = mpsc::unbounded_channel::<(ProbeId, Result<bool, String>)>();
+        let mut expiry = tokio::time::interval(EXPIRY_TICK);
+        let mut buf67 = vec![0u8; 4096];
+        let mut buf4011 = vec![0u8; 4096];
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                Some(done) = commit_rx.recv() => shell.committed(done).await,
+                Some((id, answered)) = probe_rx.recv() => {
+                    let answered = match answered {
+                        Ok(answered) => answered,
+                        Err(error) => {
+                            if !shell.ping_unavailable_logged {
+                                shell.ping_unavailable_logged = true;
+                                tracing::warn!("dhcp: the ping check cannot run ({error}); offering without it");
+                            }
+                            false
+                        }
+                    };
+                    for action in core.probe_finished(id, answered, SystemTime::now()) {
+                        shell.execute(action, &commit_tx, &probe_tx).await;
+                    }
+                }
+                Some(control) = control_rx.recv() => match control {
+                    Control::Reload(new, done) => {
+                        core.reconfigure(new.settings.clone());
+                        shell.filter = new.interfaces.clone();
+                        shell.ping_timeout = new.ping_timeout;
+                        config = *new;
+                        shell.log_interfaces(&core);
+                        let _ = done.send(());
+                    }
+                },
+                received = dhcp.recv(&mut buf67) => {
+                    shell.received(&mut core, received, &buf67, SERVER_PORT, &commit_tx, &probe_tx).await;
+                    for _ in 0..BATCH {
+                        let Ok(meta) = dhcp.try_recv(&mut buf67) else { break };
+                        shell.received(&mut core, Ok(meta), &buf67, SERVER_PORT, &commit_tx, &probe_tx).await;
+                    }
+                }
+                received = recv_optional(boot_server.as_deref(), &mut buf4011) => {
+                    shell.received(&mut core, received, &buf4011, BOOT_SERVER_PORT, &commit_tx, &probe_tx).await;
+                }
+                _ = expiry.tick() => {
+                    if let Some(action) = core.expire(SystemTime::now()) {
+                        shell.execute(action, &commit_tx, &probe_tx).await;
+                    }
+                }
+            }
+        }
+        let _ = config;
+        drop(commit_rx);
+        if let Some(store) = shell.store.take() {
+            // Finishes queued commits and releases the lock; a blocking join, off the runtime.
+            let closing = tokio::task::spawn_blocking(move || match Arc::try_unwrap(store) {
+                Ok(store) => store.close(),
+                Err(shared) => drop(shared),
+            });
+            let _ = closing.await;
+        }
+    }
+}
+
+async fn recv_optional(
+    endpoint: Option<&UdpEndpoint>,
+    buf: &mut [u8],
+) -> std::io::Result<kindling_udp::RecvMeta> {
+    match endpoint {
+        Some(endpoint) => endpoint.recv(buf).await,
+        None => std::future::pending().await,
+    }
+}
+
+impl DhcpHandle {
+    /// Applies new settings to requests from now on (leases stay). A change of mode or state
+    /// directory needs a new service; the caller restarts it.
+    pub async fn reload(&self, config: ServiceConfig) -> Result<(), DhcpError> {
+        let (done_tx, done_rx) = oneshot::channel();
+        self.control
+            .send(Control::Reload(Box::new(config), done_tx))
+            .await
+            .map_err(|_| DhcpError::Stopped)?;
+        done_rx.await.map_err(|_| DhcpError::Stopped)
+    }
+
+    /// Lease events (granted, renewed, released, expired), each sent once durable.
+    pub fn subscribe(&self) -> broadcast::Receiver<LeaseEvent> {
+        self.events.subscribe()
+    }
+}
+
+struct Shell {
+    interfaces: InterfaceTable,
+    dhcp: Arc<UdpEndpoint>,
+    boot_server: Option<Arc<UdpEndpoint>>,
+    store: Option<Arc<LeaseStore>>,
+    events: broadcast::Sender<LeaseEvent>,
+    ping_timeout: Duration,
+    ping_unavailable_logged: bool,
+    ping_ident: u16,
+    filter: Option<Vec<String>>,
+}
+
+impl Shell {
+    fn serves(&self, name: &str, loopback: bool) -> bool {
+        match &self.filter {
+            Some(names) => names.iter().any(|n| n == name),
+            None => !loopback,
+        }
+    }
+
+    fn log_interfaces(&mut self, core: &Core) {
+        self.interfaces.refresh();
+        if let Some(names) = &self.filter {
+            for name in names {
+                if !self.interfaces.all().any(|e| &e.interface.name == name) {
+                    tracing::warn!(interface = %name, "dhcp: dhcp.interfaces names an interface this host does not have (yet)");
+                }
+            }
+        }
+        for entry in self.interfaces.all() {
+            if !self.serves(&entry.interface.name, entry.loopback) {
+                continue;
+            }
+            let subnets: Vec<String> = core
+                .settings()
+                .subnets
+                .iter()
+                .filter(|s| {
+                    entry
+                        .interface
+                        .addresses
+                        .iter()
+                        .any(|a| s.network.contains(&a.addr()))
+                })
+                .map(|s| s.network.to_string())
+                .collect();
+            tracing::info!(
+                interface = %entry.interface.name,
+                addresses = ?entry.interface.addresses.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                subnets = ?subnets,
+                mode = ?core.settings().mode,
+                "dhcp listening"
+            );
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn received(
+        &mut self,
+        core: &mut Core,
+        received: std::io::Result<kindling_udp::RecvMeta>,
+        buf: &[u8],
+        port: u16,
+        commit_tx: &mpsc::UnboundedSender<Committed>,
+        probe_tx: &mpsc::UnboundedSender<(ProbeId, Result<bool, String>)>,
+    ) {
+        let meta = match received {
+            Ok(meta) => meta,
+            Err(error) => {
+                tracing::debug!(%error, "dhcp: receive failed");
+                return;
+            }
+        };
+        if meta.truncated {
+            tracing::debug!(source = %meta.source, "dhcp: dropped a datagram larger than 4096 bytes");
+            return;
+        }
+        let (SocketAddr::V4(source), Some(ifindex)) = (meta.source, meta.ifindex) else {
+            return;
+        };
+        let destination = match meta.local_ip {
+            Some(IpAddr::V4(ip)) => ip,
+            _ => Ipv4Addr::BROADCAST,
+        };
+        let Some(entry) = self.interfaces.get(ifindex).cloned() else {
+            return;
+        };
+        if !self.serves(&entry.interface.name, entry.loopback) {
+            tracing::trace!(interface = %entry.interface.name, "dhcp: not serving this interface");
+            return;
+        }
+        let datagram = Datagram {
+            bytes: &buf[..meta.len],
+            source,
+            destination,
+            interface: &entry.interface,
+            port,
+        };
+        if let Some(action) = core.handle(&datagram, SystemTime::now()) {
+            self.execute(action, commit_tx, probe_tx).await;
+        }
+    }
+
+    async fn execute(
+        &mut self,
+        action: Action,
+        commit_tx: &mpsc::UnboundedSender<Committed>,
+        probe_tx: &mpsc::UnboundedSender<(ProbeId, Result<bool, String>)>,
+    ) {
+        match action {
+            Action::Send(transmit) => self.send(transmit).await,
+            Action::Commit {
+                records,
+                then,
+                events,
+            } => {
+                let Some(store) = &self.store else {
+                    tracing::error!("dhcp: a lease change without a lease store; nothing sent");
+                    return;
+                };
+                let commit_tx = commit_tx.clone();
+                store.submit(records, move |result| {
+                    let _ = commit_tx.send(Committed {
+                        result,
+                        then,
+                        events,
+                    });
+                });
+            }
+            Action::Probe { id, address, .. } => {
+                let timeout = self.ping_timeout;
+                let probe_tx = probe_tx.clone();
+                let ident = self.ping_ident;
+                self.ping_ident = self.ping_ident.wrapping_add(1);
+                tokio::spawn(async move {
+                    let answered = ping::probe(address, timeout, ident)
+                        .await
+                        .map_err(|e| e.to_string());
+                    let _ = probe_tx.send((id, answered));
+                });
+            }
+        }
+    }
+
+    async fn committed(&mut self, done: Committed) {
+        match done.result {
+            Ok(()) => {
+                if let Some(transmit) = done.then {
+                    self.send(transmit).await;
+                }
+                for event in done.events {
+                    let _ = self.events.send(event);
+                }
+            }
+            Err(error) => {
+                tracing::error!(%error, "dhcp: a lease could not be made durable; its ACK is not sent");
+            }
+        }
+    }
+
+    async fn send(&mut self, mut transmit: Transmit) {
+        if let Some(mac) = transmit.hardware {
+            let name = self
+                .interfaces
+                .get(transmit.ifindex)
+                .map(|e| e.interface.name.clone());
+            let armed = match name {
+                Some(name) => arp::set_entry(&name, *transmit.to.ip(), mac),
+                None => Err(std::io::Error::other("unknown interface")),
+            };
+            if let Err(error) = armed {
+                tracing::debug!(%error, address = %transmit.to.ip(), "dhcp: no ARP entry for the client; broadcasting the reply instead");
+                transmit.to = SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT_PORT);
+            }
+        }
+        let endpoint = if transmit.port == BOOT_SERVER_PORT {
+            self.boot_server.as_ref().unwrap_or(&self.dhcp)
+        } else {
+            &self.dhcp
+        };
+        if let Err(error) = endpoint
+            .send_from(
+                &transmit.bytes,
+                SocketAddr::V4(transmit.to),
+                IpAddr::V4(transmit.from),
+                Some(transmit.ifindex),
+            )
+            .await
+        {
+            tracing::warn!(%error, to = %transmit.to, "dhcp: sending a reply failed");
+        }
+    }
+}
