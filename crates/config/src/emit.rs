@@ -6,6 +6,7 @@
 use std::fmt::Write as _;
 use std::path::Path;
 
+use crate::decode::dhcp_options::{OptionType, by_code, format_hex};
 use crate::model::*;
 use crate::units::{format_duration, format_size};
 
@@ -98,6 +99,47 @@ fn boot(out: &mut Out, indent: usize, key: &str, boot: &BootConfig) {
     }
 }
 
+/// One option's payload in an explicit form that reads back to the same bytes: `text` for
+/// text options, `ips` for address lists, else `hex`.
+fn option_value(o: &DhcpOptionValue) -> String {
+    let kind = by_code(o.code).map(|d| d.kind);
+    if kind == Some(OptionType::Text)
+        && let Ok(s) = std::str::from_utf8(&o.data)
+        && !s.is_empty()
+        && !s.chars().any(char::is_control)
+    {
+        return format!("{{ text: {} }}", quote(s));
+    }
+    if matches!(kind, Some(OptionType::Ips | OptionType::Ip))
+        && !o.data.is_empty()
+        && o.data.len().is_multiple_of(4)
+    {
+        let ips: Vec<std::net::Ipv4Addr> = o
+            .data
+            .chunks_exact(4)
+            .map(|c| std::net::Ipv4Addr::new(c[0], c[1], c[2], c[3]))
+            .collect();
+        return format!("{{ ips: {} }}", flow(&ips));
+    }
+    format!("{{ hex: {} }}", quote(&format_hex(&o.data)))
+}
+
+/// Options keyed by code, each in an explicit form, with the option's name as a comment.
+fn options(out: &mut Out, indent: usize, key: &str, list: &[DhcpOptionValue]) {
+    if list.is_empty() {
+        out.kv(indent, key, "{}");
+        return;
+    }
+    out.line(indent, &format!("{key}:"));
+    for o in list {
+        let value = option_value(o);
+        match by_code(o.code) {
+            Some(d) => out.line(indent + 2, &format!("{}: {value}  # {}", o.code, d.name)),
+            None => out.kv(indent + 2, &o.code.to_string(), &value),
+        }
+    }
+}
+
 fn subnet(out: &mut Out, indent: usize, s: &DhcpSubnet) {
     out.kv(indent, "- network", &quote(&s.network.to_string()));
     let i = indent + 2;
@@ -112,6 +154,15 @@ fn subnet(out: &mut Out, indent: usize, s: &DhcpSubnet) {
     match &s.domain {
         Some(domain) => out.kv(i, "domain", &quote(domain)),
         None => out.line(i, "# domain: not set (dns.domain, when DNS is enabled)"),
+    }
+    // DHCPv6 subnets have none of these keys (and always hold their defaults).
+    if s.network.addr().is_ipv4() {
+        match s.lease_time {
+            Some(d) => out.kv(i, "lease_time", &quote(&format_duration(d))),
+            None => out.line(i, "# lease_time: not set (dhcp.lease_time)"),
+        }
+        out.kv(i, "known_clients_only", &s.known_clients_only.to_string());
+        options(out, i, "options", &s.options);
     }
 }
 
@@ -187,13 +238,56 @@ fn dhcp(out: &mut Out, d: &DhcpConfig) {
         None => out.line(2, "# interfaces: not set (every non-loopback interface)"),
     }
     out.kv(2, "lease_time", &quote(&format_duration(d.lease_time)));
+    out.kv(2, "known_clients_only", &d.known_clients_only.to_string());
+    out.kv(2, "ping_check", &d.ping_check.to_string());
+    out.kv(2, "ping_timeout", &quote(&format_duration(d.ping_timeout)));
+    out.kv(
+        2,
+        "other_servers",
+        if d.other_servers_expected {
+            "expected"
+        } else {
+            "refuse"
+        },
+    );
+    match d.advertise {
+        Some(a) => out.kv(2, "advertise", &quote(&a.to_string())),
+        None => out.line(
+            2,
+            "# advertise: not set (the address of the interface a request came in on)",
+        ),
+    }
+    out.line(2, "vendor_classes:");
+    out.kv(4, "pxe", &flow(&d.vendor_classes.pxe));
+    out.kv(4, "http", &flow(&d.vendor_classes.http));
+    options(out, 2, "options", &d.options);
     subnets(out, 2, &d.subnets);
+    if d.classes.is_empty() {
+        out.kv(2, "classes", "[]");
+    } else {
+        out.line(2, "classes:");
+        for c in &d.classes {
+            out.kv(4, "- name", &quote(&c.name));
+            out.kv(6, "vendor_class", &quote(&c.vendor_class));
+            options(out, 6, "options", &c.options);
+        }
+    }
     if d.reservations.is_empty() {
         out.kv(2, "reservations", "[]");
     } else {
         out.line(2, "reservations:");
         for r in &d.reservations {
             out.kv(4, "- mac", &quote(&r.mac));
+            if let Some(id) = &r.client_id {
+                let value = match std::str::from_utf8(id) {
+                    Ok(s) if !s.chars().any(char::is_control) => quote(s),
+                    _ => format!("{{ hex: {} }}", quote(&format_hex(id))),
+                };
+                out.kv(6, "client_id", &value);
+            }
+            if r.ignore {
+                out.kv(6, "ignore", "true");
+            }
             if let Some(ip) = r.ip {
                 out.kv(6, "ip", &quote(&ip.to_string()));
             }
@@ -202,6 +296,9 @@ fn dhcp(out: &mut Out, d: &DhcpConfig) {
             }
             if r.boot != BootConfig::default() {
                 boot(out, 6, "boot", &r.boot);
+            }
+            if !r.options.is_empty() {
+                options(out, 6, "options", &r.options);
             }
         }
     }

@@ -8,8 +8,8 @@ use std::path::Path;
 
 const BOGUS: &str = "kindling_bogus";
 
-fn full_example() -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../config/examples/full.yaml");
+fn read(relative: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
     std::fs::read_to_string(path).unwrap()
 }
 
@@ -137,15 +137,15 @@ fn cases(text: &str) -> Vec<Case> {
     out
 }
 
-#[test]
-fn an_unknown_key_in_any_mapping_is_an_error_with_its_line() {
-    let text = full_example();
-    kindling_config::parse(&text, "full.yaml").unwrap();
-    let cases = cases(&text);
+/// Injects the bogus key into every mapping of `text` and checks each is refused alone, at
+/// its line; returns the mappings reached.
+fn check_every_mapping(text: &str, origin: &str) -> (BTreeSet<String>, usize) {
+    kindling_config::parse(text, origin).unwrap();
+    let cases = cases(text);
     let mut covered = BTreeSet::new();
     for case in &cases {
         let expected_key = join(&case.mapping, BOGUS);
-        let e = match kindling_config::parse(&case.text, "full.yaml") {
+        let e = match kindling_config::parse(&case.text, origin) {
             Ok(_) => panic!(
                 "accepted an unknown key in {}:\n{}",
                 case.mapping, case.text
@@ -162,14 +162,31 @@ fn an_unknown_key_in_any_mapping_is_an_error_with_its_line() {
         let d = &e.errors[0];
         assert_eq!(d.key, expected_key, "{e}");
         assert_eq!(d.line, Some(case.line), "{e}");
+        // In an `options` mapping the keys are option names.
+        let what = if case.mapping.ends_with(".options") {
+            "option"
+        } else {
+            "key"
+        };
         assert!(
-            d.message.contains(&format!("unknown key \"{BOGUS}\"")),
+            d.message.contains(&format!("unknown {what} \"{BOGUS}\"")),
             "{e}"
         );
         covered.insert(case.mapping.clone());
     }
+    (covered, cases.len())
+}
+
+fn set(paths: &[&str]) -> BTreeSet<String> {
+    paths.iter().map(|p| p.to_string()).collect()
+}
+
+#[test]
+fn an_unknown_key_in_any_mapping_is_an_error_with_its_line() {
+    let (covered, cases) =
+        check_every_mapping(&read("../../config/examples/full.yaml"), "full.yaml");
     // The walk must reach every mapping of the example, or this test proves little.
-    let expected: BTreeSet<String> = [
+    let expected = set(&[
         "",
         "log",
         "tftp",
@@ -190,10 +207,37 @@ fn an_unknown_key_in_any_mapping_is_an_error_with_its_line() {
         "dns.records[3]",
         "dns.records[4]",
         "dns.records[4].srv",
-    ]
-    .into_iter()
-    .map(String::from)
-    .collect();
+    ]);
     assert_eq!(covered, expected);
-    assert!(cases.len() > 60, "only {} cases", cases.len());
+    assert!(cases > 60, "only {cases} cases");
+}
+
+#[test]
+fn an_unknown_key_in_any_dhcp_mapping_is_an_error_with_its_line() {
+    let (covered, cases) =
+        check_every_mapping(&read("tests/data/dhcp-keys.yaml"), "dhcp-keys.yaml");
+    let expected = set(&[
+        "",
+        "tftp",
+        "boot",
+        "dhcp",
+        "dhcp.vendor_classes",
+        "dhcp.options",
+        "dhcp.options.224",
+        "dhcp.subnets[0]",
+        "dhcp.subnets[0].options",
+        "dhcp.subnets[0].options.42",
+        "dhcp.classes[0]",
+        "dhcp.classes[0].options",
+        "dhcp.classes[1]",
+        "dhcp.classes[1].options",
+        "dhcp.reservations[0]",
+        "dhcp.reservations[0].client_id",
+        "dhcp.reservations[0].options",
+        "dhcp.reservations[0].options.250",
+        "dhcp.reservations[1]",
+        "dhcp.reservations[2]",
+    ]);
+    assert_eq!(covered, expected);
+    assert!(cases > 40, "only {cases} cases");
 }

@@ -230,6 +230,9 @@ fn to_yaml_round_trips_every_shipped_file_and_the_default() {
         "default",
     );
     assert_round_trip(&parse("", "empty").unwrap().config, "empty");
+    // Every DHCP key the shipped files do not use (options, classes, client_id, ignore...).
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/dhcp-keys.yaml");
+    assert_round_trip(&parse_file(&fixture).config, "tests/data/dhcp-keys.yaml");
 }
 
 #[test]

@@ -1,6 +1,6 @@
 //! The `dhcp` section.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
 use ipnet::IpNet;
@@ -9,9 +9,13 @@ use crate::model::*;
 use crate::yaml::{Kind, Node};
 
 use super::decode_boot;
+use super::dhcp_options::{by_code, decode_options, hex_value};
 use super::reader::*;
 
 const DEFAULT_LEASE_TIME: Duration = Duration::from_secs(12 * 3600);
+const LEASE_TIME_RANGE: std::ops::RangeInclusive<Duration> =
+    Duration::from_secs(60)..=Duration::from_secs(365 * 86_400);
+const DEFAULT_PING_TIMEOUT: Duration = Duration::from_millis(300);
 
 const DHCP_KEYS: &[&str] = &[
     "mode",
@@ -20,13 +24,44 @@ const DHCP_KEYS: &[&str] = &[
     "subnets",
     "reservations",
     "v6",
+    "known_clients_only",
+    "ping_check",
+    "ping_timeout",
+    "other_servers",
+    "advertise",
+    "vendor_classes",
+    "options",
+    "classes",
 ];
 
-const SUBNET_KEYS: &[&str] = &["network", "range", "router", "dns", "domain"];
+const SUBNET_KEYS: &[&str] = &[
+    "network",
+    "range",
+    "router",
+    "dns",
+    "domain",
+    "lease_time",
+    "known_clients_only",
+    "options",
+];
 
 const SUBNET6_KEYS: &[&str] = &["network", "range", "dns", "domain"];
 
-const RESERVATION_KEYS: &[&str] = &["mac", "ip", "hostname", "boot"];
+const RESERVATION_KEYS: &[&str] = &[
+    "mac",
+    "client_id",
+    "ip",
+    "hostname",
+    "boot",
+    "ignore",
+    "options",
+];
+
+const VENDOR_CLASSES_KEYS: &[&str] = &["pxe", "http"];
+
+const CLASS_KEYS: &[&str] = &["name", "vendor_class", "options"];
+
+const CLIENT_ID_KEYS: &[&str] = &["hex"];
 
 const V6_KEYS: &[&str] = &["router_advertisements", "subnets"];
 
@@ -41,15 +76,54 @@ pub(super) fn decode_dhcp(ctx: &mut Ctx, node: &Node) -> Option<DhcpConfig> {
         .and_then(|n| interfaces(ctx, "dhcp.interfaces", n));
     let lease_time = f
         .get("lease_time")
-        .and_then(|n| {
-            duration(
-                ctx,
-                "dhcp.lease_time",
-                n,
-                Duration::from_secs(60)..=Duration::from_secs(365 * 86_400),
-            )
-        })
+        .and_then(|n| duration(ctx, "dhcp.lease_time", n, LEASE_TIME_RANGE))
         .unwrap_or(DEFAULT_LEASE_TIME);
+    let known_clients_only = f
+        .get("known_clients_only")
+        .and_then(|n| boolean(ctx, "dhcp.known_clients_only", n))
+        .unwrap_or(false);
+    let ping_check = f
+        .get("ping_check")
+        .and_then(|n| boolean(ctx, "dhcp.ping_check", n))
+        .unwrap_or(true);
+    let ping_timeout = f
+        .get("ping_timeout")
+        .and_then(|n| {
+            let d = duration(
+                ctx,
+                "dhcp.ping_timeout",
+                n,
+                Duration::from_millis(10)..=Duration::from_secs(5),
+            )?;
+            if !ping_check {
+                ctx.warn(
+                    "dhcp.ping_timeout",
+                    n,
+                    "has no effect: dhcp.ping_check is false",
+                );
+            }
+            Some(d)
+        })
+        .unwrap_or(DEFAULT_PING_TIMEOUT);
+    let other_servers_expected = f
+        .get("other_servers")
+        .and_then(|n| choice(ctx, "dhcp.other_servers", n, &["refuse", "expected"]))
+        == Some("expected");
+    let advertise = f
+        .get("advertise")
+        .and_then(|n| advertise(ctx, "dhcp.advertise", n));
+    let vendor_classes = f
+        .get("vendor_classes")
+        .map(|n| vendor_classes(ctx, n))
+        .unwrap_or_default();
+    let options = f
+        .get("options")
+        .map(|n| decode_options(ctx, "dhcp.options", n))
+        .unwrap_or_default();
+    let classes = f
+        .get("classes")
+        .map(|n| decode_classes(ctx, n))
+        .unwrap_or_default();
     let subnets = match f.get("subnets") {
         Some(n) => decode_subnets(ctx, "dhcp.subnets", n, false),
         None => Vec::new(),
@@ -100,15 +174,159 @@ pub(super) fn decode_dhcp(ctx: &mut Ctx, node: &Node) -> Option<DhcpConfig> {
             router_advertisements,
             subnets: subnets6,
         }),
-        known_clients_only: false,
-        ping_check: true,
-        ping_timeout: Duration::from_millis(300),
-        other_servers_expected: false,
-        advertise: None,
-        vendor_classes: DhcpVendorClasses::default(),
-        options: Vec::new(),
-        classes: Vec::new(),
+        known_clients_only,
+        ping_check,
+        ping_timeout,
+        other_servers_expected,
+        advertise,
+        vendor_classes,
+        options,
+        classes,
     })
+}
+
+/// `dhcp.advertise`: an IPv4 address clients can send to.
+fn advertise(ctx: &mut Ctx, key: &str, node: &Node) -> Option<Ipv4Addr> {
+    let addr = match ip(ctx, key, node)? {
+        IpAddr::V4(a) => a,
+        IpAddr::V6(a) => {
+            ctx.error(
+                key,
+                node,
+                format!("{a} is not an IPv4 address (it goes in siaddr and option 66)"),
+            );
+            return None;
+        }
+    };
+    if addr.is_unspecified() || addr.is_broadcast() || addr.is_multicast() {
+        ctx.error(
+            key,
+            node,
+            format!("{addr} is not an address clients can fetch boot files from"),
+        );
+        return None;
+    }
+    Some(addr)
+}
+
+/// One list of `dhcp.vendor_classes`: option 60 prefixes, none empty, none twice.
+fn prefixes(ctx: &mut Ctx, key: &str, node: &Node) -> Option<Vec<String>> {
+    let items = list(ctx, key, node)?;
+    let mut out: Vec<String> = Vec::new();
+    let mut ok = true;
+    for (i, item) in items.into_iter().enumerate() {
+        let k = item_key(key, i);
+        let Some(prefix) = vendor_class_text(ctx, &k, item) else {
+            ok = false;
+            continue;
+        };
+        if out.contains(&prefix) {
+            ctx.error(&k, item, format!("\"{prefix}\" is listed twice"));
+            ok = false;
+            continue;
+        }
+        out.push(prefix);
+    }
+    ok.then_some(out)
+}
+
+/// A vendor class (option 60) or a prefix of one: not empty, at most 255 bytes.
+fn vendor_class_text(ctx: &mut Ctx, key: &str, node: &Node) -> Option<String> {
+    let s = nonempty_text(ctx, key, node)?;
+    if s.len() > 255 {
+        ctx.error(
+            key,
+            node,
+            "is longer than 255 bytes, so no vendor class (option 60) can start with it",
+        );
+        return None;
+    }
+    Some(s)
+}
+
+fn vendor_classes(ctx: &mut Ctx, node: &Node) -> DhcpVendorClasses {
+    let mut out = DhcpVendorClasses::default();
+    let Some(f) = open_map(ctx, "dhcp.vendor_classes", node, VENDOR_CLASSES_KEYS) else {
+        return out;
+    };
+    if let Some(n) = f.get("pxe")
+        && let Some(list) = prefixes(ctx, &f.key("pxe"), n)
+    {
+        if list.is_empty() {
+            ctx.warn(
+                &f.key("pxe"),
+                n,
+                "is empty: no client is taken for a PXE client (PXE ROMs send \"PXEClient\")",
+            );
+        }
+        out.pxe = list;
+    }
+    if let Some(n) = f.get("http")
+        && let Some(list) = prefixes(ctx, &f.key("http"), n)
+    {
+        out.http = list;
+    }
+    out
+}
+
+fn decode_classes(ctx: &mut Ctx, node: &Node) -> Vec<DhcpClass> {
+    let mut out: Vec<DhcpClass> = Vec::new();
+    let Some(items) = seq(ctx, "dhcp.classes", node) else {
+        return out;
+    };
+    for (i, item) in items.iter().enumerate() {
+        let key = item_key("dhcp.classes", i);
+        let before = ctx.errors();
+        let Some(f) = open_map(ctx, &key, item, CLASS_KEYS) else {
+            continue;
+        };
+        let name = match f.get("name") {
+            None => {
+                ctx.error(
+                    &f.key("name"),
+                    item,
+                    "missing: every class needs a name (used in logs)",
+                );
+                None
+            }
+            Some(n) => nonempty_text(ctx, &f.key("name"), n).inspect(|name| {
+                if out.iter().any(|c| c.name == *name) {
+                    ctx.error(
+                        &f.key("name"),
+                        n,
+                        format!("the class name \"{name}\" is used twice"),
+                    );
+                }
+            }),
+        };
+        let vendor_class = match f.get("vendor_class") {
+            None => {
+                ctx.error(
+                    &f.key("vendor_class"),
+                    item,
+                    "missing: a class matches clients by the start of their vendor class \
+                     (option 60), such as \"PXEClient:Arch:00007\"",
+                );
+                None
+            }
+            Some(n) => vendor_class_text(ctx, &f.key("vendor_class"), n),
+        };
+        let options = f
+            .get("options")
+            .map(|n| decode_options(ctx, &f.key("options"), n))
+            .unwrap_or_default();
+        if ctx.errors() > before {
+            continue;
+        }
+        if let (Some(name), Some(vendor_class)) = (name, vendor_class) {
+            out.push(DhcpClass {
+                name,
+                vendor_class,
+                options,
+            });
+        }
+    }
+    out
 }
 
 fn interfaces(ctx: &mut Ctx, key: &str, node: &Node) -> Option<Vec<String>> {
@@ -335,6 +553,38 @@ fn decode_subnet(ctx: &mut Ctx, key: &str, node: &Node, v6: bool) -> Option<Dhcp
     let domain = f
         .get("domain")
         .and_then(|n| dns_name(ctx, &f.key("domain"), n, false));
+    let lease_time = f
+        .get("lease_time")
+        .and_then(|n| duration(ctx, &f.key("lease_time"), n, LEASE_TIME_RANGE));
+    let known_clients_only = f
+        .get("known_clients_only")
+        .and_then(|n| boolean(ctx, &f.key("known_clients_only"), n))
+        .unwrap_or(false);
+    let options = match f.get("options") {
+        Some(n) => {
+            let options = decode_options(ctx, &f.key("options"), n);
+            let keys = [
+                (f.get("router").is_some(), "router", 3),
+                (f.get("dns").is_some(), "dns", 6),
+                (f.get("domain").is_some(), "domain", 15),
+            ];
+            for (set, name, code) in keys {
+                if set && options.iter().any(|o| o.code == code) {
+                    let option = by_code(code).map(|d| d.name).unwrap_or_default();
+                    ctx.warn(
+                        &f.key("options"),
+                        n,
+                        format!(
+                            "sets option {code} ({option}) and the subnet's {name} key too: \
+                             write only one of them"
+                        ),
+                    );
+                }
+            }
+            options
+        }
+        None => Vec::new(),
+    };
     if ctx.errors() > before {
         return None;
     }
@@ -344,9 +594,9 @@ fn decode_subnet(ctx: &mut Ctx, key: &str, node: &Node, v6: bool) -> Option<Dhcp
         router,
         dns,
         domain,
-        lease_time: None,
-        known_clients_only: false,
-        options: Vec::new(),
+        lease_time,
+        known_clients_only,
+        options,
     })
 }
 
@@ -406,12 +656,29 @@ fn decode_reservations(
                 }
             }),
         };
+        // `None` when `ignore` is written but is not a boolean (already reported).
+        let ignore = match f.get("ignore") {
+            Some(n) => boolean(ctx, &f.key("ignore"), n),
+            None => Some(false),
+        };
+        let client_id = f.get("client_id").and_then(|n| {
+            let k = f.key("client_id");
+            let id = client_id(ctx, &k, n)?;
+            if out.iter().any(|r| r.client_id.as_ref() == Some(&id)) {
+                ctx.error(&k, n, "this client_id is already in an earlier reservation");
+            }
+            Some(id)
+        });
         let addr = match f.get("ip") {
+            // With ignore: true there is nothing to hand out; with a bad ignore, a missing
+            // address would only repeat that error.
+            None if ignore != Some(false) => None,
             None => {
                 ctx.error(
                     &f.key("ip"),
                     item,
-                    "missing: a reservation needs the address to give the client",
+                    "missing: a reservation needs the address to give the client \
+                     (or ignore: true to never answer it)",
                 );
                 None
             }
@@ -458,20 +725,75 @@ fn decode_reservations(
             .get("boot")
             .map(|n| decode_boot(ctx, &f.key("boot"), n))
             .unwrap_or_default();
+        let options = f
+            .get("options")
+            .map(|n| decode_options(ctx, &f.key("options"), n))
+            .unwrap_or_default();
+        let ignore = ignore.unwrap_or(false);
+        if ignore {
+            for name in ["ip", "hostname", "boot", "options"] {
+                if let Some(n) = f.get(name) {
+                    ctx.warn(
+                        &f.key(name),
+                        n,
+                        "is never used: this reservation has ignore: true \
+                         (the client is never answered)",
+                    );
+                }
+            }
+        }
         if ctx.errors() > before {
             continue;
         }
-        if let (Some(mac), Some(ip)) = (mac, addr) {
+        if let Some(mac) = mac
+            && (addr.is_some() || ignore)
+        {
             out.push(DhcpReservation {
                 mac,
-                client_id: None,
-                ip: Some(ip),
+                client_id,
+                ip: addr,
                 hostname,
                 boot,
-                ignore: false,
-                options: Vec::new(),
+                ignore,
+                options,
             });
         }
     }
     out
+}
+
+/// `client_id`: `{ hex: "01:52:54:00:00:00:10" }` for the exact bytes of option 61, or a
+/// string whose bytes are the identifier.
+fn client_id(ctx: &mut Ctx, key: &str, node: &Node) -> Option<Vec<u8>> {
+    let bytes = match &node.kind {
+        Kind::Map(_) => {
+            let f = open_map(ctx, key, node, CLIENT_ID_KEYS)?;
+            match f.get("hex") {
+                Some(n) => hex_value(ctx, &f.key("hex"), n)?,
+                None => {
+                    if !f.unknown {
+                        ctx.error(
+                            key,
+                            node,
+                            "expected { hex: \"01:52:54:00:00:00:10\" } or a string",
+                        );
+                    }
+                    return None;
+                }
+            }
+        }
+        _ => text(ctx, key, node)?.into_bytes(),
+    };
+    if bytes.is_empty() || bytes.len() > 255 {
+        ctx.error(
+            key,
+            node,
+            format!(
+                "is {} bytes: a client identifier (option 61) is 1 to 255 bytes",
+                bytes.len()
+            ),
+        );
+        return None;
+    }
+    Some(bytes)
 }

@@ -5,6 +5,7 @@
 //! throws the resulting [`Config`] away when any error was recorded.
 
 mod dhcp;
+pub(crate) mod dhcp_options;
 mod dns;
 mod reader;
 mod tftp;
