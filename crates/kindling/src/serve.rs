@@ -107,6 +107,7 @@ fn dhcp_service_config(config: &Config) -> Option<ServiceConfig> {
         interfaces: dhcp.interfaces.clone(),
         state_dir: config.state_dir.clone(),
         ping_timeout: dhcp.ping_timeout,
+        other_servers_expected: dhcp.other_servers_expected,
     })
 }
 

@@ -5,9 +5,11 @@
 //! answering.
 
 mod arp;
+mod coexist;
 mod netif;
 mod ping;
 
+use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,6 +31,14 @@ use netif::InterfaceTable;
 const EXPIRY_TICK: Duration = Duration::from_secs(10);
 /// Datagrams handled per wake-up before the loop looks at its other inputs.
 const BATCH: usize = 64;
+/// How long the probe before serving listens for other servers' offers.
+const COEXIST_WAIT: Duration = Duration::from_millis(1800);
+/// How long the probes while serving listen: servers that ping an address before offering it
+/// (dnsmasq waits about 3 s, ISC dhcpd about 1 s) answer the first probe late, and a probe in
+/// the background holds nothing up.
+const COEXIST_BACKGROUND_WAIT: Duration = Duration::from_secs(6);
+/// How often the coexistence probe runs again while serving.
+const COEXIST_INTERVAL: Duration = Duration::from_secs(600);
 /// Lease events buffered for a slow subscriber before it starts missing some.
 const EVENT_BUFFER: usize = 4096;
 
@@ -56,6 +66,8 @@ pub struct ServiceConfig {
     /// Where the lease store lives (server mode only).
     pub state_dir: PathBuf,
     pub ping_timeout: Duration,
+    /// Another DHCP server on a served segment is expected: report it, serve anyway.
+    pub other_servers_expected: bool,
 }
 
 /// A bound DHCP service, ready to `run`.
@@ -172,8 +184,17 @@ impl DhcpService {
             ping_unavailable_logged: false,
             ping_ident: std::process::id() as u16,
             filter: config.interfaces.clone(),
+            refused: HashSet::new(),
+            other_servers_expected: config.other_servers_expected,
         };
+        let mode = core.settings().mode;
+        let first = shell.coexistence_targets(&core);
+        let results = probe_all(first, mode, COEXIST_WAIT).await;
+        shell.coexistence_results(results, mode);
         shell.log_interfaces(&core);
+        let (coexist_tx, mut coexist_rx) = mpsc::unbounded_channel::<Vec<ProbeResult>>();
+        // The first tick is at once: a second, longer probe right after start.
+        let mut coexist_timer = tokio::time::interval(COEXIST_INTERVAL);
         let (commit_tx, mut commit_rx) = mpsc::unbounded_channel::<Committed>();
         let (probe_tx, mut probe_rx) = mpsc::unbounded_channel::<(ProbeId, Result<bool, String>)>();
         let mut expiry = tokio::time::interval(EXPIRY_TICK);
@@ -204,6 +225,10 @@ impl DhcpService {
                         core.reconfigure(new.settings.clone());
                         shell.filter = new.interfaces.clone();
                         shell.ping_timeout = new.ping_timeout;
+                        shell.other_servers_expected = new.other_servers_expected;
+                        if new.other_servers_expected {
+                            shell.refused.clear();
+                        }
                         config = *new;
                         shell.log_interfaces(&core);
                         let _ = done.send(());
@@ -219,6 +244,14 @@ impl DhcpService {
                 received = recv_optional(boot_server.as_deref(), &mut buf4011) => {
                     shell.received(&mut core, received, &buf4011, BOOT_SERVER_PORT, &commit_tx, &probe_tx).await;
                 }
+                _ = coexist_timer.tick() => {
+                    let targets = shell.coexistence_targets(&core);
+                    let coexist_tx = coexist_tx.clone();
+                    tokio::spawn(async move {
+                        let _ = coexist_tx.send(probe_all(targets, mode, COEXIST_BACKGROUND_WAIT).await);
+                    });
+                }
+                Some(results) = coexist_rx.recv() => shell.coexistence_results(results, mode),
                 _ = expiry.tick() => {
                     if let Some(action) = core.expire(SystemTime::now()) {
                         shell.execute(action, &commit_tx, &probe_tx).await;
@@ -277,9 +310,114 @@ struct Shell {
     ping_unavailable_logged: bool,
     ping_ident: u16,
     filter: Option<Vec<String>>,
+    /// Interfaces not served because another DHCP server answers there.
+    refused: HashSet<String>,
+    other_servers_expected: bool,
+}
+
+/// One interface's coexistence probe outcome.
+struct ProbeResult {
+    interface: String,
+    found: std::io::Result<Vec<crate::v4::server::coexist::ForeignServer>>,
+}
+
+/// What to probe: (interface name, this host's addresses).
+type ProbeTargets = Vec<(String, Vec<Ipv4Addr>)>;
+
+async fn probe_all(targets: ProbeTargets, mode: ServiceMode, wait: Duration) -> Vec<ProbeResult> {
+    let mut set = tokio::task::JoinSet::new();
+    for (i, (interface, ours)) in targets.into_iter().enumerate() {
+        let nanos = SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let xid = std::process::id().rotate_left(16)
+            ^ nanos
+            ^ (i as u32)
+            ^ u32::from(mode == ServiceMode::Proxy);
+        set.spawn(async move {
+            let found = coexist::probe(&interface, &ours, wait, xid).await;
+            ProbeResult { interface, found }
+        });
+    }
+    let mut results = Vec::new();
+    while let Some(done) = set.join_next().await {
+        if let Ok(result) = done {
+            results.push(result);
+        }
+    }
+    results
 }
 
 impl Shell {
+    /// The served interfaces that have an address (in server mode: one inside a subnet).
+    fn coexistence_targets(&mut self, core: &Core) -> ProbeTargets {
+        self.interfaces.refresh();
+        let ours: Vec<Ipv4Addr> = self
+            .interfaces
+            .all()
+            .flat_map(|e| e.interface.addresses.iter().map(|a| a.addr()))
+            .collect();
+        self.interfaces
+            .all()
+            .filter(|e| self.serves(&e.interface.name, e.loopback) && !e.loopback)
+            .filter(|e| match core.settings().mode {
+                ServiceMode::Server => core.settings().subnets.iter().any(|s| {
+                    e.interface
+                        .addresses
+                        .iter()
+                        .any(|a| s.network.contains(&a.addr()))
+                }),
+                ServiceMode::Proxy => !e.interface.addresses.is_empty(),
+            })
+            .map(|e| (e.interface.name.clone(), ours.clone()))
+            .collect()
+    }
+
+    fn coexistence_results(&mut self, results: Vec<ProbeResult>, mode: ServiceMode) {
+        for result in results {
+            let interface = result.interface;
+            let found = match result.found {
+                Ok(found) => found,
+                Err(error) => {
+                    tracing::warn!(%interface, %error, "dhcp: could not probe for other DHCP servers");
+                    continue;
+                }
+            };
+            match mode {
+                ServiceMode::Server => {
+                    if found.is_empty() {
+                        if self.refused.remove(&interface) {
+                            tracing::warn!(%interface, "dhcp: the other DHCP server is gone; serving this interface again");
+                        }
+                        continue;
+                    }
+                    for server in &found {
+                        if self.other_servers_expected {
+                            tracing::warn!(%interface, "dhcp: another DHCP server answers on this segment: {server} (expected: dhcp.other_servers is expected)");
+                        } else {
+                            tracing::error!(%interface, "dhcp: ANOTHER DHCP SERVER answers on this segment: {server}");
+                        }
+                    }
+                    if !self.other_servers_expected && self.refused.insert(interface.clone()) {
+                        tracing::error!(%interface,
+                            "dhcp: refusing to serve this interface while another DHCP server answers there; \
+                             use dhcp.mode: proxy next to an existing DHCP server, or set dhcp.other_servers: expected");
+                    }
+                }
+                ServiceMode::Proxy => {
+                    for server in &found {
+                        if server.is_proxy() || server.gives_boot_options() {
+                            tracing::warn!(%interface,
+                                "dhcp: another server hands out boot information on this segment and will fight over PXE clients: {server}");
+                        } else {
+                            tracing::info!(%interface, "dhcp: the segment's DHCP server: {server}");
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     fn serves(&self, name: &str, loopback: bool) -> bool {
         match &self.filter {
             Some(names) => names.iter().any(|n| n == name),
@@ -297,7 +435,9 @@ impl Shell {
             }
         }
         for entry in self.interfaces.all() {
-            if !self.serves(&entry.interface.name, entry.loopback) {
+            if !self.serves(&entry.interface.name, entry.loopback)
+                || self.refused.contains(&entry.interface.name)
+            {
                 continue;
             }
             let subnets: Vec<String> = core
@@ -354,6 +494,10 @@ impl Shell {
         let Some(entry) = self.interfaces.get(ifindex).cloned() else {
             return;
         };
+        if self.refused.contains(&entry.interface.name) {
+            tracing::debug!(interface = %entry.interface.name, "dhcp: not serving: another DHCP server answers here");
+            return;
+        }
         if !self.serves(&entry.interface.name, entry.loopback) {
             tracing::trace!(interface = %entry.interface.name, "dhcp: not serving this interface");
             return;

@@ -28,6 +28,7 @@
 //! - Proxy mode (PXE specification 2.1): only netboot clients, only boot information: a DISCOVER
 //!   gets an OFFER without an address; a REQUEST on port 4011 gets the boot server's ACK.
 
+pub mod coexist;
 mod hostname;
 mod settings;
 #[cfg(test)]
@@ -296,6 +297,10 @@ impl Core {
                 "dhcp: dropped a request without an Ethernet hardware address");
             return None;
         };
+        if mac == coexist::PROBE_MAC {
+            // Our own coexistence probe, looped back by the kernel.
+            return None;
+        }
         let client = ClientKey {
             mac,
             client_id: message

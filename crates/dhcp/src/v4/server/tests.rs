@@ -1078,3 +1078,13 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn our_own_coexistence_probe_is_never_answered() {
+    let mut core = core();
+    let mut req = Req::new(MessageType::Discover, coexist::PROBE_MAC.0).opt(60, b"PXEClient");
+    req.broadcast = true;
+    assert!(send(&mut core, &req, t0()).is_none());
+    let mut proxy = proxy_core(|_| {});
+    assert!(send(&mut proxy, &req, t0()).is_none());
+}
