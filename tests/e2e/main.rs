@@ -1,6 +1,8 @@
 //! End-to-end tests: the real `kindling` binary driven by real clients (curl, tftp-hpa,
 //! atftp) on loopback, IPv4 and IPv6. Every test starts its own daemon on ports the kernel
-//! picks, so tests run in parallel. A missing client tool fails the test loudly.
+//! picks, so tests run in parallel. A missing client tool fails the test loudly. Tests across
+//! real links run in network namespaces: veth pairs (`netns`) and, for DHCP, a bridged lab
+//! with dhclient and QEMU/iPXE clients (`dhcp_lab`).
 
 #![allow(
     clippy::unwrap_used,
@@ -10,6 +12,7 @@
 
 mod cli;
 mod daemon;
+mod dhcp_lab;
 mod harness;
 mod netns;
 mod tftp_clients;

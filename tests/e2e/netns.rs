@@ -7,7 +7,9 @@
 //! are created directly inside their namespaces, so nothing is ever added to the host's own
 //! network namespace; deleting a namespace destroys the veth end inside it and with it the peer.
 
+use std::path::Path;
 use std::process::{Command, Output};
+use std::sync::Once;
 use std::time::Duration;
 
 use crate::tools::{require, run};
@@ -44,9 +46,13 @@ pub(crate) struct Netns {
 }
 
 impl Netns {
-    /// Creates `kindling-TAG-PID-ROLE`, removing a leftover of the same name first.
+    /// Creates `kindling-TAG-PID-ROLE`, removing a leftover of the same name first. The first
+    /// call in a process also removes what killed runs left behind (see
+    /// [`remove_stale_namespaces`]).
     pub(crate) fn new(tag: &str, role: &str) -> Netns {
         require("ip");
+        static SWEEP: Once = Once::new();
+        SWEEP.call_once(remove_stale_namespaces);
         let name = format!("kindling-{tag}-{}-{role}", std::process::id());
         // A leftover from an earlier, killed run of a process with the same id.
         let _ = ip_output(&["netns", "delete", &name]);
@@ -99,6 +105,38 @@ impl Drop for Netns {
 /// Like [`ip_output`] but never panics (for Drop, which may run while a test is panicking).
 fn ip_output_quiet(args: &[&str]) -> Option<Output> {
     Command::new("ip").args(args).output().ok()
+}
+
+/// Deletes the namespaces that a killed test run left behind: those named
+/// `kindling-TAG-PID-ROLE` by [`Netns::new`] whose process no longer exists and that no process
+/// is inside. A namespace of a run still going (its process exists) is never touched.
+fn remove_stale_namespaces() {
+    let Some(list) = ip_output_quiet(&["netns", "list"]) else {
+        return;
+    };
+    for line in String::from_utf8_lossy(&list.stdout).lines() {
+        // "NAME" or "NAME (id: 3)".
+        let Some(name) = line.split_whitespace().next() else {
+            continue;
+        };
+        let Some(pid) = name
+            .strip_prefix("kindling-")
+            .and_then(|rest| rest.split('-').nth(1))
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        if pid == std::process::id() || Path::new(&format!("/proc/{pid}")).exists() {
+            continue;
+        }
+        let empty = ip_output_quiet(&["netns", "pids", name]).is_some_and(|output| {
+            output.status.success() && String::from_utf8_lossy(&output.stdout).trim().is_empty()
+        });
+        if empty {
+            eprintln!("removing network namespace {name}, left behind by a killed test run");
+            let _ = ip_output_quiet(&["netns", "delete", name]);
+        }
+    }
 }
 
 /// Two namespaces, `server` and `client`, joined by a veth pair that is up at both ends.
@@ -176,7 +214,9 @@ impl VethPair {
     }
 }
 
-fn add_addr(netns: &Netns, interface: &str, cidr: &str) {
+/// Adds `cidr` to `interface` inside `netns`; only the tests' private ranges (10.99.0.0/16,
+/// fd00:99::/32) are accepted, and IPv6 addresses skip duplicate address detection.
+pub(crate) fn add_addr(netns: &Netns, interface: &str, cidr: &str) {
     assert!(
         cidr.starts_with("10.99.") || cidr.starts_with("fd00:99:"),
         "tests use only 10.99.0.0/16 and fd00:99::/32 addresses, not {cidr}"
