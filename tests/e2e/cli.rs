@@ -1,4 +1,4 @@
-//! The command line: check-config, print-config, --version.
+//! The command line: check-config, print-config, leases, explain, --version.
 
 use std::process::Command;
 
@@ -104,5 +104,295 @@ fn print_config_shows_the_effective_embedded_default() {
     assert!(
         report.contains("proxy"),
         "the default DHCP mode is proxy: {report}"
+    );
+}
+
+/// A scratch directory with a config for `explain` and `leases`: a TFTP root holding
+/// `present` files, a state_dir, and `dhcp` (YAML, the lines under `dhcp:`).
+struct Scratch {
+    dir: tempfile::TempDir,
+}
+
+impl Scratch {
+    fn new(present: &[&str], dhcp: &str) -> Scratch {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        std::fs::create_dir(&root).unwrap();
+        for file in present {
+            std::fs::write(root.join(file), b"boot file").unwrap();
+        }
+        let config = format!(
+            "state_dir: {state}\ntftp:\n  root: {root}\nboot:\n  bios: undionly.kpxe\n  \
+             uefi_x64: ipxe.efi\n  ipxe: boot.ipxe\ndhcp:\n{dhcp}",
+            state = dir.path().join("state").display(),
+            root = root.display(),
+        );
+        std::fs::write(dir.path().join("kindling.yaml"), config).unwrap();
+        Scratch { dir }
+    }
+
+    fn config(&self) -> String {
+        self.dir.path().join("kindling.yaml").display().to_string()
+    }
+
+    fn state(&self) -> std::path::PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Runs `kindling SUBCOMMAND --config THIS ARGS...`.
+    fn run(&self, subcommand: &str, args: &[&str]) -> std::process::Output {
+        let config = self.config();
+        let mut all = vec![subcommand, "--config", config.as_str()];
+        all.extend_from_slice(args);
+        kindling(&all)
+    }
+}
+
+const SERVER_DHCP: &str = "  mode: server
+  subnets:
+    - network: 10.99.0.0/24
+      range: [10.99.0.100, 10.99.0.199]
+      router: 10.99.0.1
+  reservations:
+    - { mac: \"52:54:00:00:00:10\", ip: 10.99.0.10, hostname: node10, boot: { bios: special.kpxe } }
+";
+
+const PROXY_DHCP: &str = "  mode: proxy\n";
+
+#[test]
+fn explain_a_bios_pxe_client_gets_undionly_and_option_43() {
+    let scratch = Scratch::new(&["undionly.kpxe"], SERVER_DHCP);
+    let output = scratch.run("explain", &["--mac", "52:54:00:12:34:56", "--arch", "0"]);
+    let report = text(&output);
+    assert!(output.status.success(), "{report}");
+    assert!(report.contains("reply:    DHCPOFFER"), "{report}");
+    assert!(report.contains("yiaddr:   10.99.0.100"), "{report}");
+    assert!(
+        report.contains("siaddr:   10.99.0.1 (next-server)"),
+        "{report}"
+    );
+    assert!(report.contains("file:     \"undionly.kpxe\""), "{report}");
+    assert!(
+        report.contains("67 (boot file name): \"undionly.kpxe\""),
+        "{report}"
+    );
+    assert!(
+        report.contains("43 (vendor-specific): 06 01 08 ff"),
+        "{report}"
+    );
+    assert!(report.contains("51 (lease time): 43200 s"), "{report}");
+    assert!(
+        report.contains("chosen by boot.bios for arch 0"),
+        "the why names the rule: {report}"
+    );
+    assert!(
+        report.contains("\"undionly.kpxe\" is in the TFTP root"),
+        "{report}"
+    );
+    assert!(!report.contains("WARNING"), "{report}");
+}
+
+#[test]
+fn explain_an_ipxe_client_gets_the_ipxe_script() {
+    let scratch = Scratch::new(&["boot.ipxe", "ipxe.efi"], SERVER_DHCP);
+    let output = scratch.run(
+        "explain",
+        &["--mac", "52-54-00-12-34-56", "--ipxe", "--arch", "7"],
+    );
+    let report = text(&output);
+    assert!(output.status.success(), "{report}");
+    assert!(report.contains("77 (user class): \"iPXE\""), "{report}");
+    assert!(report.contains("file:     \"boot.ipxe\""), "{report}");
+    assert!(report.contains("chosen by boot.ipxe for iPXE"), "{report}");
+    assert!(
+        !report.contains("43 (vendor-specific)"),
+        "iPXE needs no option 43: {report}"
+    );
+}
+
+#[test]
+fn explain_names_the_reservation_whose_boot_override_wins() {
+    let scratch = Scratch::new(&["undionly.kpxe", "special.kpxe"], SERVER_DHCP);
+    let output = scratch.run("explain", &["--mac", "52:54:00:00:00:10", "--arch", "0"]);
+    let report = text(&output);
+    assert!(output.status.success(), "{report}");
+    assert!(report.contains("file:     \"special.kpxe\""), "{report}");
+    assert!(report.contains("yiaddr:   10.99.0.10"), "{report}");
+    assert!(
+        report.contains("chosen by reservation 52:54:00:00:00:10 boot.bios for arch 0"),
+        "{report}"
+    );
+    assert!(
+        report.contains("dhcp.reservations[0] matches by MAC"),
+        "{report}"
+    );
+    assert!(
+        report.contains("wins over the global boot.bios (\"undionly.kpxe\")"),
+        "{report}"
+    );
+    assert!(
+        report.contains("10.99.0.10: the reservation's address"),
+        "{report}"
+    );
+}
+
+#[test]
+fn explain_warns_about_a_missing_boot_file() {
+    let scratch = Scratch::new(&["undionly.kpxe"], SERVER_DHCP);
+    let output = scratch.run("explain", &["--mac", "52:54:00:12:34:56", "--arch", "7"]);
+    let report = text(&output);
+    assert!(output.status.success(), "{report}");
+    assert!(report.contains("file:     \"ipxe.efi\""), "{report}");
+    assert!(
+        report.contains("WARNING: boot file \"ipxe.efi\" cannot be served from the TFTP root")
+            && report.contains("file not found"),
+        "{report}"
+    );
+}
+
+#[test]
+fn explain_in_proxy_mode_gives_a_non_pxe_client_no_reply_and_says_why() {
+    let scratch = Scratch::new(&[], PROXY_DHCP);
+    let output = scratch.run("explain", &["--mac", "52:54:00:12:34:56"]);
+    let report = text(&output);
+    assert!(output.status.success(), "{report}");
+    assert!(report.contains("reply:    none"), "{report}");
+    assert!(
+        report.contains("no reply:     not a netboot client: proxy mode answers"),
+        "{report}"
+    );
+    assert!(
+        report.contains("192.0.2.1") && report.contains("TEST-NET-1"),
+        "the stand-in server address is called one: {report}"
+    );
+    // A PXE client in the same setup is answered, without an address.
+    let output = scratch.run("explain", &["--mac", "52:54:00:12:34:56", "--arch", "0"]);
+    let report = text(&output);
+    assert!(report.contains("reply:    DHCPOFFER"), "{report}");
+    assert!(report.contains("yiaddr:   0.0.0.0"), "{report}");
+    assert!(report.contains("file:     \"undionly.kpxe\""), "{report}");
+}
+
+#[test]
+fn explain_refuses_a_bad_mac_with_exit_code_2() {
+    let output = kindling(&["explain", "--mac", "52:54:00:12:34"]);
+    let report = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{report}");
+    assert!(report.contains("not a MAC address"), "{report}");
+}
+
+#[test]
+fn leases_on_an_empty_state_dir() {
+    let scratch = Scratch::new(&[], PROXY_DHCP);
+    let output = scratch.run("leases", &[]);
+    let report = text(&output);
+    assert!(output.status.success(), "{report}");
+    assert!(
+        report.contains(&format!(
+            "no leases (state_dir {}",
+            scratch.state().display()
+        )),
+        "{report}"
+    );
+    let output = scratch.run("leases", &["--json"]);
+    assert!(output.status.success());
+    assert!(output.stdout.is_empty(), "JSON output holds leases only");
+}
+
+/// Writes two leases with the daemon's own store: an active one expiring in 3 hours and one
+/// that expired 2 minutes ago.
+fn write_leases(state: &std::path::Path) {
+    use kindling_dhcp::lease::{LeaseRecord, LeaseState, LeaseStore, MacAddr};
+    use std::time::{Duration, SystemTime};
+    let now = SystemTime::now();
+    let (store, _) = LeaseStore::open(state, now).unwrap();
+    store
+        .commit(vec![
+            LeaseRecord {
+                mac: MacAddr([0x52, 0x54, 0, 0, 0, 0xb2]),
+                client_id: None,
+                address: "10.99.0.120".parse().unwrap(),
+                hostname: None,
+                state: LeaseState::Expired,
+                granted_at: now - Duration::from_secs(3600),
+                expires_at: now - Duration::from_secs(150),
+            },
+            LeaseRecord {
+                mac: MacAddr([0x52, 0x54, 0, 0, 0, 0xa1]),
+                client_id: Some(vec![1, 0x52, 0x54, 0, 0, 0, 0xa1]),
+                address: "10.99.0.101".parse().unwrap(),
+                hostname: Some("node\"a".into()),
+                state: LeaseState::Active,
+                granted_at: now,
+                expires_at: now + Duration::from_secs(3 * 3600 + 60),
+            },
+        ])
+        .unwrap();
+    store.close();
+}
+
+#[test]
+fn leases_lists_a_journal_written_by_the_lease_store() {
+    let scratch = Scratch::new(&[], SERVER_DHCP);
+    write_leases(&scratch.state());
+    let output = scratch.run("leases", &[]);
+    let report = text(&output);
+    assert!(output.status.success(), "{report}");
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(lines.len(), 3, "{report}");
+    for column in ["ADDRESS", "MAC", "HOSTNAME", "STATE", "EXPIRES"] {
+        assert!(lines[0].contains(column), "{report}");
+    }
+    // Ordered by address.
+    assert!(
+        lines[1].starts_with("10.99.0.101  52:54:00:00:00:a1  node\"a"),
+        "{report}"
+    );
+    assert!(
+        lines[1].contains("active") && lines[1].contains("(in 3h"),
+        "{report}"
+    );
+    assert!(lines[2].starts_with("10.99.0.120"), "{report}");
+    assert!(
+        lines[2].contains("expired") && lines[2].ends_with("2m ago)"),
+        "{report}"
+    );
+
+    let output = scratch.run("leases", &["--json"]);
+    assert!(output.status.success());
+    let json = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<&str> = json.lines().collect();
+    assert_eq!(lines.len(), 2, "{json}");
+    assert!(
+        lines[0].starts_with(
+            "{\"address\":\"10.99.0.101\",\"mac\":\"52:54:00:00:00:a1\",\
+             \"hostname\":\"node\\\"a\",\"client_id\":\"015254000000a1\""
+        ),
+        "{json}"
+    );
+    assert!(lines[0].contains("\"state\":\"active\""), "{json}");
+    assert!(lines[1].contains("\"hostname\":null"), "{json}");
+    assert!(lines[1].contains("\"state\":\"expired\""), "{json}");
+    assert!(lines.iter().all(|l| l.ends_with('}')), "{json}");
+}
+
+#[test]
+fn leases_from_a_damaged_journal_come_with_a_warning() {
+    let scratch = Scratch::new(&[], SERVER_DHCP);
+    write_leases(&scratch.state());
+    let journal = scratch.state().join(kindling_dhcp::lease::JOURNAL_FILE);
+    let mut bytes = std::fs::read(&journal).unwrap();
+    bytes.extend_from_slice(b"half a record");
+    std::fs::write(&journal, bytes).unwrap();
+    let output = scratch.run("leases", &[]);
+    assert!(output.status.success(), "{}", text(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(stdout.lines().count(), 3, "both leases are shown: {stdout}");
+    assert!(
+        stderr.contains("warning")
+            && stderr.contains("the last 13 bytes")
+            && stderr.contains("showing the 2 leases recovered"),
+        "{stderr}"
     );
 }

@@ -345,18 +345,15 @@ impl Lab {
 
     /// Adds a peer: another server on the segment at 10.99.N.`host`/24 (MAC 02:00:0a:63:NN:HH),
     /// for example the home router that hands out addresses while Kindling runs in proxy mode.
-    #[allow(dead_code, reason = "API for the Kindling DHCP tests")]
     pub(crate) fn add_peer(&self, name: &str, host: u8) -> LabHost {
         let address = self.ip(host);
-        let peer = attach_host(
+        attach_host(
             &self.bridge,
             &self.tag,
             name,
             &derived_mac(address),
             Some(address),
-        );
-        add_addr(&peer.netns, HOST_IF, &format!("{address}/24"));
-        peer
+        )
     }
 
     /// Adds a persistent tap device `name` (at most 15 characters) to the bridge, for
