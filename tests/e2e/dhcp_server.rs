@@ -154,8 +154,10 @@ fn kill_9_loses_no_acknowledged_lease() {
         fixture,
         &section.replace("range: [NET.100, NET.120]", "range: [NET.100, NET.140]"),
     );
-    let mut options = DhclientOptions::default();
-    options.timeout = Some(Duration::from_secs(5));
+    let options = DhclientOptions {
+        timeout: Some(Duration::from_secs(5)),
+        ..DhclientOptions::default()
+    };
     let acked: Vec<_> = std::thread::scope(|scope| {
         let handles: Vec<_> = clients
             .iter()
@@ -317,4 +319,75 @@ fn another_dhcp_server_on_the_segment_stops_server_mode() {
         "{lease:#?}"
     );
     assert!(journal(&daemon).is_empty(), "Kindling handed out nothing");
+}
+
+/// Sends `count` DISCOVERs from random MACs, then malformed, truncated and oversized
+/// datagrams, to port 67 from inside `host`'s namespace.
+fn flood(host: &crate::dhcp_lab::LabHost, count: usize) {
+    let script = format!(
+        r#"
+import os, socket, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"eth0")
+s.bind(("0.0.0.0", 68))
+def discover(mac):
+    head = struct.pack("!BBBBIHH4s4s4s4s16s64s128s", 1, 1, 6, 0, int.from_bytes(os.urandom(4), "big"),
+                       0, 0x8000, bytes(4), bytes(4), bytes(4), bytes(4), mac + bytes(10), bytes(64), bytes(128))
+    return head + bytes([99, 130, 83, 99, 53, 1, 1, 255]) + bytes(50)
+for i in range({count}):
+    s.sendto(discover(b"\x02" + os.urandom(5)), ("255.255.255.255", 67))
+bad = [b"", b"\x01", discover(b"\x02\x00\x00\x00\x00\x01")[:200],
+       discover(b"\x02\x00\x00\x00\x00\x02")[:240] + bytes([53, 1, 1, 12, 200, 65]),
+       discover(b"\x02\x00\x00\x00\x00\x03")[:240] + bytes([53, 1, 1]) + bytes([12, 255]) + b"A" * 255 + bytes([255]) + bytes(3000),
+       os.urandom(600)]
+for b in bad:
+    s.sendto(b, ("255.255.255.255", 67))
+"#
+    );
+    let output = crate::tools::run(
+        host.command("python3").args(["-c", &script]),
+        Duration::from_secs(60),
+    );
+    assert!(
+        output.status.success(),
+        "the flood did not run: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A DISCOVER flood from random MACs exhausts the pool: a clear log line, no offer, no crash;
+/// a client that already holds a lease keeps renewing it and a reserved client still gets its
+/// address. Malformed, truncated and oversized datagrams are dropped.
+#[test]
+fn a_discover_flood_exhausts_the_pool_and_harms_no_one_else() {
+    crate::tools::require("python3");
+    let lab = Lab::new("kflood", 46);
+    let holder = lab.add_client("holder", "52:54:00:99:46:21");
+    let attacker = lab.add_client("attacker", "52:54:00:99:46:66");
+    let reserved = lab.add_client("reserved", RESERVED_MAC);
+    let section = server_mode(&lab).replace(
+        "  lease_time: 1h\n",
+        "  lease_time: 1h\n  ping_check: false\n",
+    );
+    let mut daemon = start(&lab, Fixture::new(), &section);
+    let held = run_dhclient(&holder, &DhclientOptions::default());
+    flood(&attacker, 500);
+    daemon.wait_for_log("pool exhausted", Duration::from_secs(10));
+    let renewed = run_dhclient(&holder, &DhclientOptions::default());
+    assert_eq!(renewed.reason, "REBOOT");
+    assert_eq!(renewed.address, held.address);
+    let fixed = run_dhclient(&reserved, &DhclientOptions::default());
+    assert_eq!(fixed.address, lab.ip(10));
+    let log = daemon.log();
+    assert!(log.contains("dhcp: dropped a malformed datagram"), "{log}");
+    assert_eq!(
+        log.matches("pool exhausted").count(),
+        1,
+        "the exhausted pool is logged once per interval, not per DISCOVER"
+    );
+    // The daemon is alive and well.
+    assert!(daemon.log().contains("kindling ready"));
+    daemon.signal(15);
+    assert_eq!(daemon.wait_exit(Duration::from_secs(5)), Some(0));
 }
