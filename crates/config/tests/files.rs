@@ -157,10 +157,21 @@ fn full_example_has_the_contract_values() {
             router: Some(ip("10.99.0.1")),
             dns: Some(vec![ip("10.99.0.1")]),
             domain: Some("lab.test".into()),
-            lease_time: None,
+            lease_time: Some(Duration::from_secs(4 * 3600)),
             known_clients_only: false,
-            options: Vec::new(),
+            options: d.subnets[0].options.clone(),
         }]
+    );
+    let codes: Vec<u8> = d.subnets[0].options.iter().map(|o| o.code).collect();
+    assert_eq!(codes, vec![119, 121, 224]);
+    assert_eq!(d.subnets[0].options[2].data, b"site-local".to_vec());
+    assert!(d.ping_check);
+    assert!(!d.other_servers_expected);
+    assert_eq!(d.classes[0].vendor_class, "Cisco Systems, Inc. IP Phone");
+    assert!(d.reservations[3].ignore && d.reservations[3].ip.is_none());
+    assert_eq!(
+        d.reservations[2].client_id.as_deref(),
+        Some(&[1u8, 0x52, 0x54, 0, 0, 0, 0x12][..])
     );
     assert_eq!(
         d.reservations[0],
