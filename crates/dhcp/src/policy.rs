@@ -412,6 +412,9 @@ impl BootRequest {
             None => "no vendor class".into(),
         };
         match (self.kind, self.ipxe) {
+            (ClientKind::NotNetboot, _) if self.vendor_class.is_none() => {
+                "not a netboot client (no vendor class, no iPXE marker)".into()
+            }
             (ClientKind::NotNetboot, _) => {
                 format!("not a netboot client ({class} matches no accepted prefix, no iPXE marker)")
             }

@@ -20,7 +20,7 @@ pub(crate) struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve with the given config, or with the embedded default (TFTP read-only from
-    /// ./tftpboot; DHCP proxy mode once the DHCP service exists; DNS off).
+    /// ./tftpboot; DHCP in proxy mode; DNS off).
     Serve {
         #[arg(long, short = 'c', value_name = "FILE")]
         config: Option<PathBuf>,
@@ -39,6 +39,17 @@ enum Command {
         #[arg(long, short = 'c', value_name = "FILE")]
         config: Option<PathBuf>,
     },
+    /// List the DHCP leases in `state_dir` (reads the lease journal without locking it, so it
+    /// works while the daemon runs).
+    Leases {
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: Option<PathBuf>,
+        /// One JSON object per lease per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Given a MAC and a client kind, print the DHCP reply Kindling would send and why.
+    Explain(crate::explain::Args),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -62,6 +73,8 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             print!("{}", kindling_config::to_yaml(&loaded.config));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Leases { config, json } => crate::leases::run(config.as_deref(), json),
+        Command::Explain(args) => crate::explain::run(&args),
     }
 }
 
@@ -80,7 +93,7 @@ pub(crate) fn load(path: Option<&Path>) -> anyhow::Result<(Loaded, String)> {
 
 /// Parses and validates the config without looking at the filesystem, so that the effective
 /// config can be printed on a machine where its paths do not exist yet.
-fn parse_only(path: Option<&Path>) -> anyhow::Result<Loaded> {
+pub(crate) fn parse_only(path: Option<&Path>) -> anyhow::Result<Loaded> {
     let result = match path {
         Some(path) => {
             let text = std::fs::read_to_string(path)

@@ -1,9 +1,12 @@
 //! `kindling`: one daemon and one YAML file for network boot.
 //!
 //! `kindling serve [--config FILE]`, `kindling check-config FILE`,
-//! `kindling print-config [--config FILE]`, `kindling --version`.
+//! `kindling print-config [--config FILE]`, `kindling leases [--config FILE] [--json]`,
+//! `kindling explain --mac MAC [...]`, `kindling --version`.
 
 mod cli;
+mod explain;
+mod leases;
 mod serve;
 
 use std::process::ExitCode;
