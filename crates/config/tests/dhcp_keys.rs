@@ -852,19 +852,11 @@ fn class_errors() {
 #[test]
 fn reservation_keys() {
     let r = |lines: &str| format!("{BASE}  reservations:\n{lines}");
-    // Without ignore an address is still required.
-    one_error(
-        &r("    - { mac: \"52:54:00:00:00:10\" }\n"),
-        "dhcp.reservations[0].ip",
-        7,
-        "or ignore: true",
-    );
-    one_error(
-        &r("    - { mac: \"52:54:00:00:00:10\", ignore: false }\n"),
-        "dhcp.reservations[0].ip",
-        7,
-        "missing",
-    );
+    // Without an address a reservation still names a known client, kept with its hostname.
+    let d = dhcp_of(&r("    - { mac: \"52:54:00:00:00:10\", hostname: n10 }\n"));
+    assert_eq!(d.reservations.len(), 1);
+    assert!(!d.reservations[0].ignore && d.reservations[0].ip.is_none());
+    assert_eq!(d.reservations[0].hostname.as_deref(), Some("n10"));
     let d = dhcp_of(&r("    - { mac: \"52:54:00:00:00:10\", ignore: true }\n"));
     assert!(d.reservations[0].ignore && d.reservations[0].ip.is_none());
     one_error(
@@ -987,7 +979,7 @@ dhcp:
   classes:
     - { name: a }
   reservations:
-    - { mac: \"52:54:00:00:00:10\", client_id: { hex: z } }
+    - { mac: \"52:54:00:00:00:10\", ip: 10.99.0.300, client_id: { hex: z } }
 ";
     let e = errors_of(text);
     let got: Vec<(&str, Option<usize>)> =

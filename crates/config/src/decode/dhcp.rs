@@ -669,19 +669,11 @@ fn decode_reservations(
             }
             Some(id)
         });
+        // Without an address the reservation still names a known client (for
+        // known_clients_only), its hostname, boot files and options; it gets an address from
+        // the range, and proxy mode never hands out one anyway.
         let addr = match f.get("ip") {
-            // With ignore: true there is nothing to hand out; with a bad ignore, a missing
-            // address would only repeat that error.
-            None if ignore != Some(false) => None,
-            None => {
-                ctx.error(
-                    &f.key("ip"),
-                    item,
-                    "missing: a reservation needs the address to give the client \
-                     (or ignore: true to never answer it)",
-                );
-                None
-            }
+            None => None,
             Some(n) => ip(ctx, &f.key("ip"), n).inspect(|addr| {
                 if out.iter().any(|r| r.ip == Some(*addr)) {
                     ctx.error(&f.key("ip"), n, format!("{addr} is reserved twice"));
@@ -745,9 +737,7 @@ fn decode_reservations(
         if ctx.errors() > before {
             continue;
         }
-        if let Some(mac) = mac
-            && (addr.is_some() || ignore)
-        {
+        if let Some(mac) = mac {
             out.push(DhcpReservation {
                 mac,
                 client_id,

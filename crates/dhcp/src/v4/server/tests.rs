@@ -967,6 +967,44 @@ fn proxy_known_clients_only() {
 }
 
 #[test]
+fn a_reservation_without_an_address_names_a_known_client_with_a_pool_address() {
+    let config = CONFIG.replace(
+        "  reservations:\n",
+        "  reservations:\n    - { mac: \"52:54:00:00:00:20\", hostname: node20, boot: { bios: n20.kpxe } }\n",
+    );
+    let (mut dhcp, boot) = dhcp_config(&config);
+    dhcp.ping_check = false;
+    dhcp.subnets[0].known_clients_only = true;
+    let mac = [0x52, 0x54, 0, 0, 0, 0x20];
+    let mut core = Core::new(
+        Settings::new(&dhcp, &boot, Environment::default()),
+        Vec::new(),
+    );
+    // An unreserved client gets nothing on a known-clients-only subnet...
+    assert!(send(&mut core, &pxe_discover(MAC_A, 0), t0()).is_none());
+    // ...the address-less reservation is known: a pool address, its name and its boot file.
+    let m = decode(&transmit(send(&mut core, &pxe_discover(mac, 0), t0())));
+    assert!(
+        (100..=103).contains(&m.yiaddr().octets()[3]),
+        "{}",
+        m.yiaddr()
+    );
+    assert_eq!(m.raw(12), Some(&b"node20"[..]));
+    assert_eq!(m.file(), Some(&b"n20.kpxe"[..]));
+    // In proxy mode it is a known client too.
+    dhcp.mode = kindling_config::DhcpMode::Proxy;
+    dhcp.known_clients_only = true;
+    let mut core = Core::new(
+        Settings::new(&dhcp, &boot, Environment::default()),
+        Vec::new(),
+    );
+    assert!(send(&mut core, &pxe_discover(MAC_A, 0), t0()).is_none());
+    let m = decode(&transmit(send(&mut core, &pxe_discover(mac, 0), t0())));
+    assert_eq!(m.yiaddr(), Ipv4Addr::UNSPECIFIED);
+    assert_eq!(m.file(), Some(&b"n20.kpxe"[..]));
+}
+
+#[test]
 fn dns_defaults_to_this_box_when_dns_is_served() {
     let (mut dhcp, boot) = dhcp_config(CONFIG);
     dhcp.ping_check = false;
