@@ -391,3 +391,101 @@ fn a_discover_flood_exhausts_the_pool_and_harms_no_one_else() {
     daemon.signal(15);
     assert_eq!(daemon.wait_exit(Duration::from_secs(5)), Some(0));
 }
+
+/// dhclient posing as a PXE ROM (vendor class `PXEClient`, option 93 = 0) gets the BIOS boot
+/// file in `file` and option 67, this box in siaddr and option 66; posing as iPXE (user class
+/// `iPXE`) it gets `boot.ipxe` instead, so that chainloading never loops. An ordinary dhclient
+/// on the same server gets no boot file (see `dhclient_gets_a_lease_keeps_it_and_releases_it`).
+#[test]
+fn pxe_and_ipxe_clients_get_their_boot_file_and_next_server() {
+    let lab = Lab::new("kpxe", 47);
+    let rom = lab.add_client("rom", "52:54:00:99:47:21");
+    let ipxe = lab.add_client("ipxe", "52:54:00:99:47:22");
+    let _daemon = start(&lab, Fixture::new(), &server_mode(&lab));
+    let server = lab.server_ip();
+    let pxe_options = |extra: &str| DhclientOptions {
+        also_request: vec!["tftp-server-name".into(), "bootfile-name".into()],
+        config: vec![
+            "option pxe-client-arch code 93 = unsigned integer 16;".into(),
+            "send vendor-class-identifier \"PXEClient:Arch:00000:UNDI:002001\";".into(),
+            "send pxe-client-arch 0;".into(),
+            extra.into(),
+        ],
+        ..DhclientOptions::default()
+    };
+
+    let lease = run_dhclient(&rom, &pxe_options(""));
+    assert!(in_range(&lab, lease.address), "{lease:#?}");
+    assert_eq!(
+        lease.filename.as_deref(),
+        Some("undionly.kpxe"),
+        "{lease:#?}"
+    );
+    assert_eq!(lease.next_server, Some(server), "{lease:#?}");
+    assert_eq!(
+        lease.env.get("new_tftp_server_name").map(String::as_str),
+        Some(server.to_string().as_str()),
+        "option 66: {lease:#?}"
+    );
+    assert_eq!(
+        lease.env.get("new_bootfile_name").map(String::as_str),
+        Some("undionly.kpxe"),
+        "option 67: {lease:#?}"
+    );
+
+    let lease = run_dhclient(&ipxe, &pxe_options("send user-class \"iPXE\";"));
+    assert_eq!(lease.filename.as_deref(), Some("boot.ipxe"), "{lease:#?}");
+    assert_eq!(lease.next_server, Some(server), "{lease:#?}");
+}
+
+/// Static gear inside the range: a host already using the first address of the range answers
+/// the ping check, so Kindling sets that address aside (and says so) and offers the next one.
+#[test]
+fn the_ping_check_skips_an_address_something_already_uses() {
+    let lab = Lab::new("kping", 48);
+    let _static_device = lab.add_peer("printer", 100);
+    let client = lab.add_client("c1", "52:54:00:99:48:21");
+    let daemon = start(&lab, Fixture::new(), &server_mode(&lab));
+    let lease = run_dhclient(&client, &DhclientOptions::default());
+    assert!(in_range(&lab, lease.address), "{lease:#?}");
+    assert_ne!(
+        lease.address,
+        lab.ip(100),
+        "offered an address in use:\n{}",
+        daemon.log()
+    );
+    let log = daemon.log();
+    assert!(
+        log.contains(&format!("something answers on {}", lab.ip(100))),
+        "{log}"
+    );
+}
+
+/// In proxy mode, a DHCP server on the segment that already hands out boot options would
+/// fight Kindling over every PXE client: Kindling finds it with its probe and warns, naming
+/// the file it hands out.
+#[test]
+fn proxy_mode_reports_a_server_that_already_gives_boot_options() {
+    let lab = Lab::new("krival", 49);
+    let router = lab.add_peer("router", 254);
+    let _dnsmasq = start_dnsmasq(
+        &router,
+        &[
+            &format!(
+                "--dhcp-range={},{},255.255.255.0,1h",
+                lab.ip(150),
+                lab.ip(160)
+            ),
+            "--dhcp-boot=pxelinux.0",
+        ],
+    );
+    let mut daemon = start(&lab, Fixture::new(), &config(&lab, "  mode: proxy\n"));
+    daemon.wait_for_log("will fight over PXE clients", Duration::from_secs(20));
+    let log = daemon.log();
+    let warning = log
+        .lines()
+        .find(|l| l.contains("will fight over PXE clients"))
+        .unwrap_or_default();
+    assert!(warning.contains(&lab.ip(254).to_string()), "{warning}");
+    assert!(warning.contains("pxelinux.0"), "{warning}");
+}
