@@ -1,6 +1,8 @@
 //! Replays the committed fuzz corpora (`fuzz/corpus/dhcp_v4_codec/`, `dhcp_v4_server/`) through the entry points the
 //! cargo-fuzz target uses, so every input the fuzzer found interesting stays a test.
 
+#![allow(clippy::expect_used, reason = "a test fails loudly on setup errors")]
+
 use std::path::PathBuf;
 
 fn corpus(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
