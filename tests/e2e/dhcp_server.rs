@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use kindling_dhcp::lease::{LeaseState, read_snapshot};
 
 use crate::dhcp_lab::{
-    BOOT_DEADLINE, DhclientOptions, Lab, Qemu, forget_dhcp_lease, release_dhclient, run_dhclient,
-    start_dnsmasq, write_marker_script,
+    BOOT_DEADLINE, Dhclient, DhclientOptions, Lab, Qemu, forget_dhcp_lease, release_dhclient,
+    run_dhclient, start_dnsmasq, write_marker_script,
 };
 use crate::harness::{Daemon, Fixture};
 
@@ -488,4 +488,40 @@ fn proxy_mode_reports_a_server_that_already_gives_boot_options() {
         .unwrap_or_default();
     assert!(warning.contains(&lab.ip(254).to_string()), "{warning}");
     assert!(warning.contains("pxelinux.0"), "{warning}");
+}
+
+/// A running dhclient renews at T1 (RENEWING: a unicast REQUEST from its address) and keeps its
+/// address; the renewal reaches the lease journal with a later expiry. T1 is shortened on the
+/// client side (`supersede dhcp-renewal-time`) so that the test does not wait half an hour.
+#[test]
+fn a_renewal_keeps_the_address_and_extends_the_lease() {
+    let lab = Lab::new("krenew", 50);
+    let client = lab.add_client("c1", "52:54:00:99:50:21");
+    let daemon = start(&lab, Fixture::new(), &server_mode(&lab));
+    let options = DhclientOptions {
+        config: vec!["supersede dhcp-renewal-time 2;".into()],
+        ..DhclientOptions::default()
+    };
+    let mut dhclient = Dhclient::start(&client, &options);
+    let bound = dhclient.wait_lease(Duration::from_secs(25));
+    assert_eq!(bound.reason, "BOUND", "{bound:#?}");
+    let first_expiry = journal(&daemon)
+        .into_iter()
+        .find(|r| r.address == bound.address)
+        .expect("the lease is in the journal")
+        .expires_at;
+    let renewed = dhclient.wait_lease(Duration::from_secs(20));
+    assert_eq!(renewed.reason, "RENEW", "{renewed:#?}\n{}", dhclient.log());
+    assert_eq!(renewed.address, bound.address);
+    let record = journal(&daemon)
+        .into_iter()
+        .find(|r| r.address == bound.address)
+        .expect("the lease is still in the journal");
+    assert_eq!(record.state, LeaseState::Active);
+    assert!(
+        record.expires_at > first_expiry,
+        "the renewal extended the lease: {:?} then {:?}",
+        first_expiry,
+        record.expires_at
+    );
 }
