@@ -122,6 +122,15 @@ impl UdpEndpoint {
         self.socket.local_addr()
     }
 
+    /// Asks for a receive buffer of `bytes` (the kernel caps it at net.core.rmem_max and
+    /// doubles it for its bookkeeping) so that a burst of requests arriving while the service
+    /// is busy waits in the queue instead of being dropped; returns what the kernel granted.
+    pub fn set_recv_buffer(&self, bytes: usize) -> io::Result<usize> {
+        let socket = socket2::SockRef::from(&self.socket);
+        socket.set_recv_buffer_size(bytes)?;
+        socket.recv_buffer_size()
+    }
+
     /// Receives one datagram with its packet info.
     pub async fn recv(&self, buf: &mut [u8]) -> io::Result<RecvMeta> {
         self.socket
@@ -342,6 +351,24 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "tests fail loudly on setup errors")]
 
     use super::*;
+
+    #[tokio::test]
+    async fn the_receive_buffer_grows_up_to_the_system_cap() {
+        let endpoint = UdpEndpoint::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let default = socket2::SockRef::from(&endpoint.socket)
+            .recv_buffer_size()
+            .unwrap();
+        let cap: usize = std::fs::read_to_string("/proc/sys/net/core/rmem_max")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap();
+        let asked = 4 << 20;
+        let granted = endpoint.set_recv_buffer(asked).unwrap();
+        // Linux doubles the value for its bookkeeping and caps the request at rmem_max.
+        assert_eq!(granted, 2 * asked.min(cap));
+        assert!(granted >= default);
+    }
 
     #[tokio::test]
     async fn reports_destination_address_and_interface_on_ipv4() {

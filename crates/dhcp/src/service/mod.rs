@@ -41,6 +41,8 @@ const COEXIST_BACKGROUND_WAIT: Duration = Duration::from_secs(6);
 const COEXIST_INTERVAL: Duration = Duration::from_secs(600);
 /// Lease events buffered for a slow subscriber before it starts missing some.
 const EVENT_BUFFER: usize = 4096;
+/// Bytes of receive buffer asked for on the DHCP sockets (capped by net.core.rmem_max).
+const RECV_BUFFER: usize = 4 << 20;
 
 /// Why the DHCP service could not start or change.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +110,12 @@ fn bind(port: u16) -> Result<Arc<UdpEndpoint>, DhcpError> {
     endpoint
         .set_broadcast(true)
         .map_err(|source| DhcpError::Bind { addr, source })?;
+    // A rack powering on sends its DISCOVERs in one burst, and a burst that arrives while a
+    // group commit is being handed over must queue, not overflow a default 208 KiB buffer.
+    match endpoint.set_recv_buffer(RECV_BUFFER) {
+        Ok(granted) => tracing::debug!(%addr, granted, "dhcp: socket receive buffer"),
+        Err(error) => tracing::debug!(%addr, %error, "dhcp: could not enlarge the receive buffer"),
+    }
     Ok(Arc::new(endpoint))
 }
 
