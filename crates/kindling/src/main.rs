@@ -6,6 +6,7 @@
 
 mod cli;
 mod explain;
+mod lease_names;
 mod leases;
 mod serve;
 

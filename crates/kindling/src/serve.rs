@@ -10,12 +10,15 @@ use anyhow::Context;
 use kindling_config::{Config, DhcpMode, Loaded, LogFormat};
 use kindling_dhcp::service::{DhcpHandle, DhcpService, ServiceConfig};
 use kindling_dhcp::v4::server::{Environment, Settings};
+use kindling_dns::{DnsError, DnsHandle, DnsService, DnsSettings};
 use kindling_tftp::{TftpHandle, TftpService};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
+
+use crate::lease_names::{self, NameBridge};
 
 use crate::cli::LogFormatArg;
 
@@ -157,8 +160,157 @@ async fn stop_dhcp(running: RunningDhcp) {
 }
 
 fn note_unbuilt_services(config: &Config) {
-    if config.dns.is_some() {
-        warn!("the dns section is valid but this build has no DNS service yet; it is not served");
+    if config.dhcp.as_ref().is_some_and(|dhcp| dhcp.v6.is_some()) {
+        warn!("dhcp.v6 is valid but this build has no DHCPv6 service yet; it is not served");
+    }
+}
+
+struct RunningDns {
+    handle: DnsHandle,
+    task: JoinHandle<()>,
+    shutdown: CancellationToken,
+    /// The task that turns DHCP lease events into names, and hands its memory of what DNS
+    /// was told back when stopped (so a reconnection can bring DNS in line).
+    names: Option<(JoinHandle<NameBridge>, CancellationToken)>,
+}
+
+/// The networks DHCP serves: their reverse zones, and who may recurse by default.
+fn served_networks(config: &Config) -> Vec<ipnet::IpNet> {
+    let Some(dhcp) = &config.dhcp else {
+        return Vec::new();
+    };
+    let v6 = dhcp.v6.iter().flat_map(|v6| v6.subnets.iter());
+    dhcp.subnets.iter().chain(v6).map(|s| s.network).collect()
+}
+
+fn dns_settings(config: &Config) -> anyhow::Result<Option<DnsSettings>> {
+    let Some(dns) = &config.dns else {
+        return Ok(None);
+    };
+    let settings = DnsSettings::new(
+        dns,
+        &served_networks(config),
+        &lease_names::reserved_names(config),
+    )
+    .context("building the DNS zones")?;
+    Ok(Some(settings))
+}
+
+/// The leases DNS names come from: a subscription to the lease events and the live leases
+/// on disk. Subscribing first and reading the journal second loses nothing: an event is
+/// published only after its lease is durable.
+fn lease_feed(
+    dhcp: Option<&RunningDhcp>,
+) -> Option<(
+    tokio::sync::broadcast::Receiver<kindling_dhcp::v4::server::LeaseEvent>,
+    Vec<kindling_dns::LeaseName>,
+    PathBuf,
+)> {
+    let dhcp = dhcp.filter(|d| d.mode == DhcpMode::Server)?;
+    let events = dhcp.handle.subscribe();
+    let records = match kindling_dhcp::lease::read_snapshot(&dhcp.state_dir) {
+        Ok((records, _)) => records,
+        Err(error) => {
+            warn!(%error, "dns: could not read the lease journal; lease names start empty");
+            Vec::new()
+        }
+    };
+    let live = lease_names::live_names(&records, std::time::SystemTime::now());
+    Some((events, live, dhcp.state_dir.clone()))
+}
+
+async fn start_dns(
+    config: &Config,
+    dhcp: Option<&RunningDhcp>,
+) -> anyhow::Result<Option<RunningDns>> {
+    let Some(settings) = dns_settings(config)? else {
+        info!("dns is off (no dns section, or enabled: false)");
+        return Ok(None);
+    };
+    let feed = lease_feed(dhcp);
+    let initial = feed
+        .as_ref()
+        .map(|(_, live, _)| live.clone())
+        .unwrap_or_default();
+    let service = DnsService::bind(settings, initial.clone())
+        .await
+        .context("starting the DNS service")?;
+    let handle = service.handle();
+    let shutdown = CancellationToken::new();
+    let task = tokio::spawn({
+        let shutdown = shutdown.clone();
+        async move {
+            if let Err(dns_error) = service.run(shutdown).await {
+                error!("dns stopped: {dns_error}");
+            }
+        }
+    });
+    let mut running = RunningDns {
+        handle,
+        task,
+        shutdown,
+        names: None,
+    };
+    if let Some((events, _, state_dir)) = feed {
+        spawn_names(&mut running, events, NameBridge::new(&initial), state_dir);
+    }
+    Ok(Some(running))
+}
+
+fn spawn_names(
+    dns: &mut RunningDns,
+    events: tokio::sync::broadcast::Receiver<kindling_dhcp::v4::server::LeaseEvent>,
+    bridge: NameBridge,
+    state_dir: PathBuf,
+) {
+    let stop = CancellationToken::new();
+    let task = tokio::spawn(lease_names::forward(
+        events,
+        dns.handle.clone(),
+        bridge,
+        state_dir,
+        stop.clone(),
+    ));
+    dns.names = Some((task, stop));
+}
+
+/// Reconnects DNS to the (possibly restarted) DHCP service: stops the old feed, and brings the
+/// names in line with the journal before following the new one.
+async fn reconnect_names(dns: &mut RunningDns, dhcp: Option<&RunningDhcp>) {
+    let mut bridge = NameBridge::default();
+    if let Some((task, stop)) = dns.names.take() {
+        stop.cancel();
+        if let Ok(old) = task.await {
+            bridge = old;
+        }
+    }
+    let (events, live, state_dir) = match lease_feed(dhcp) {
+        Some(feed) => feed,
+        None => {
+            // No lease store any more (DHCP off or in proxy mode): every lease name goes.
+            for change in bridge.resync(Vec::new()) {
+                dns.handle.apply(change);
+            }
+            return;
+        }
+    };
+    for change in bridge.resync(live) {
+        dns.handle.apply(change);
+    }
+    spawn_names(dns, events, bridge, state_dir);
+}
+
+async fn stop_dns(running: RunningDns) {
+    if let Some((task, stop)) = running.names {
+        stop.cancel();
+        let _ = task.await;
+    }
+    running.shutdown.cancel();
+    if tokio::time::timeout(SHUTDOWN_GRACE, running.task)
+        .await
+        .is_err()
+    {
+        warn!("dns did not stop within the grace period; exiting anyway");
     }
 }
 
@@ -171,6 +323,7 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
     note_unbuilt_services(&config);
     let mut tftp = start_tftp(&config).await?;
     let mut dhcp = start_dhcp(&config).await?;
+    let mut dns = start_dns(&config, dhcp.as_ref()).await?;
     let mut current = config;
     notify(&[sd_notify::NotifyState::Ready]);
     info!(version = env!("CARGO_PKG_VERSION"), "kindling ready");
@@ -183,7 +336,7 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
                     reloading.push(stamp);
                 }
                 notify(&reloading);
-                match reload(&current, config_path.as_ref(), &mut tftp, &mut dhcp).await {
+                match reload(&current, config_path.as_ref(), &mut tftp, &mut dhcp, &mut dns).await {
                     Ok(Some(new_config)) => {
                         current = new_config;
                         info!("config reloaded");
@@ -201,6 +354,9 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
     }
 
     notify(&[sd_notify::NotifyState::Stopping]);
+    if let Some(running) = dns.take() {
+        stop_dns(running).await;
+    }
     if let Some(running) = dhcp.take() {
         stop_dhcp(running).await;
     }
@@ -222,6 +378,7 @@ async fn reload(
     config_path: Option<&PathBuf>,
     tftp: &mut Option<RunningTftp>,
     dhcp: &mut Option<RunningDhcp>,
+    dns: &mut Option<RunningDns>,
 ) -> anyhow::Result<Option<Config>> {
     let Some(path) = config_path else {
         info!("SIGHUP: serving the embedded default, nothing to reload");
@@ -262,6 +419,8 @@ async fn reload(
         new_config.dhcp.as_ref().map(|d| d.mode) == Some(running.mode)
             && new_config.state_dir == running.state_dir
     });
+    let new_dns = dns_settings(&new_config)?;
+    let mut dhcp_restarted = false;
     match (dhcp.as_ref(), dhcp_service_config(&new_config)) {
         (Some(running), Some(service_config)) if same_service => {
             running
@@ -270,13 +429,42 @@ async fn reload(
                 .await
                 .context("applying the new dhcp section")?;
         }
+        (None, None) => {}
         _ => {
             if let Some(running) = dhcp.take() {
                 info!("dhcp mode or state_dir changed by reload: restarting the DHCP service");
                 stop_dhcp(running).await;
             }
             *dhcp = start_dhcp(&new_config).await?;
+            dhcp_restarted = true;
         }
+    }
+    match (dns.as_mut(), new_dns) {
+        (Some(running), Some(settings)) => match running.handle.reload(settings) {
+            Ok(()) => {
+                if dhcp_restarted {
+                    reconnect_names(running, dhcp.as_ref()).await;
+                }
+            }
+            Err(DnsError::RestartNeeded { .. }) => {
+                info!("dns listen addresses changed by reload: restarting the DNS service");
+                if let Some(old) = dns.take() {
+                    stop_dns(old).await;
+                }
+                *dns = start_dns(&new_config, dhcp.as_ref()).await?;
+            }
+            Err(dns_error) => {
+                return Err(anyhow::Error::new(dns_error).context("applying the new dns section"));
+            }
+        },
+        (None, Some(_)) => *dns = start_dns(&new_config, dhcp.as_ref()).await?,
+        (Some(_), None) => {
+            if let Some(old) = dns.take() {
+                info!("dns turned off by reload");
+                stop_dns(old).await;
+            }
+        }
+        (None, None) => {}
     }
     note_unbuilt_services(&new_config);
     Ok(Some(new_config))

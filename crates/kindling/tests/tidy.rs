@@ -66,6 +66,8 @@ fn protocol_cores_touch_no_socket_clock_or_file() {
     let dhcp = workspace().join("crates/dhcp/src");
     files.extend([dhcp.join("policy.rs"), dhcp.join("v4/codec.rs")]);
     rust_files(&dhcp.join("v4/server"), &mut files);
+    let dns = workspace().join("crates/dns/src");
+    files.extend([dns.join("names.rs"), dns.join("fast.rs")]);
     let forbidden = [
         "Instant::now",
         "SystemTime::now",
@@ -103,7 +105,7 @@ fn protocol_cores_touch_no_socket_clock_or_file() {
 #[test]
 fn only_the_binary_builds_a_runtime_or_installs_a_subscriber() {
     let mut files = Vec::new();
-    for krate in ["config", "udp", "tftp", "dhcp"] {
+    for krate in ["config", "udp", "tftp", "dhcp", "dns"] {
         rust_files(
             &workspace().join("crates").join(krate).join("src"),
             &mut files,

@@ -1,0 +1,287 @@
+//! The bridge between the DHCP service's lease events and the DNS service's names. Neither
+//! service crate knows the other: this module turns kindling-dhcp's lease records and events
+//! into kindling-dns's `NameChange`s.
+//!
+//! It remembers which name it told DNS about for each MAC, so that a lost stretch of events
+//! (the broadcast channel lagging behind a flood of grants) is repaired by comparing that
+//! memory with the lease journal on disk, and nothing is left behind or missing.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use kindling_dhcp::lease::{LeaseRecord, LeaseState, read_snapshot};
+use kindling_dhcp::v4::server::{LeaseEvent, LeaseEventKind};
+use kindling_dns::{DnsHandle, LeaseName, NameChange, ReservedName};
+use tokio::sync::broadcast;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+/// The names of the leases in `records` that are live at `now` and carry a hostname.
+pub(crate) fn live_names(records: &[LeaseRecord], now: SystemTime) -> Vec<LeaseName> {
+    records
+        .iter()
+        .filter(|r| r.state == LeaseState::Active && r.expires_at > now)
+        .filter_map(|r| {
+            Some(LeaseName {
+                mac: r.mac.0,
+                address: IpAddr::V4(r.address),
+                hostname: r.hostname.clone()?,
+            })
+        })
+        .collect()
+}
+
+/// The hostnames of `dhcp.reservations`, each owned by its MAC.
+pub(crate) fn reserved_names(config: &kindling_config::Config) -> Vec<ReservedName> {
+    let Some(dhcp) = &config.dhcp else {
+        return Vec::new();
+    };
+    dhcp.reservations
+        .iter()
+        .filter(|r| !r.ignore)
+        .filter_map(|r| {
+            Some(ReservedName {
+                hostname: r.hostname.clone()?,
+                mac: kindling_dhcp::v4::server::parse_mac(&r.mac)?.0,
+            })
+        })
+        .collect()
+}
+
+/// What DNS was told, per MAC: the address and name it holds.
+#[derive(Debug, Default)]
+pub(crate) struct NameBridge {
+    told: HashMap<[u8; 6], (IpAddr, String)>,
+}
+
+impl NameBridge {
+    /// A bridge that knows DNS was started with `initial`.
+    pub(crate) fn new(initial: &[LeaseName]) -> NameBridge {
+        NameBridge {
+            told: initial
+                .iter()
+                .map(|n| (n.mac, (n.address, n.hostname.clone())))
+                .collect(),
+        }
+    }
+
+    /// The changes one lease event makes.
+    pub(crate) fn on_event(&mut self, event: &LeaseEvent) -> Vec<NameChange> {
+        let address = IpAddr::V4(event.address);
+        let up = matches!(
+            event.kind,
+            LeaseEventKind::Granted | LeaseEventKind::Renewed
+        );
+        match (&event.hostname, up) {
+            (Some(hostname), true) => {
+                let name = LeaseName {
+                    mac: event.mac.0,
+                    address,
+                    hostname: hostname.clone(),
+                };
+                self.up(name)
+            }
+            // A lease without a name, or one that ended: whatever name it had goes.
+            _ => self.down(event.mac.0, Some(address)),
+        }
+    }
+
+    /// The changes that bring DNS from what it was told to `live` (the leases on disk).
+    pub(crate) fn resync(&mut self, live: Vec<LeaseName>) -> Vec<NameChange> {
+        let mut changes = Vec::new();
+        let live_macs: std::collections::HashSet<[u8; 6]> = live.iter().map(|n| n.mac).collect();
+        let gone: Vec<[u8; 6]> = self
+            .told
+            .keys()
+            .filter(|mac| !live_macs.contains(*mac))
+            .copied()
+            .collect();
+        for mac in gone {
+            changes.extend(self.down(mac, None));
+        }
+        for name in live {
+            changes.extend(self.up(name));
+        }
+        changes
+    }
+
+    fn up(&mut self, name: LeaseName) -> Vec<NameChange> {
+        let current = (name.address, name.hostname.clone());
+        if self.told.get(&name.mac) == Some(&current) {
+            return Vec::new();
+        }
+        self.told.insert(name.mac, current);
+        vec![NameChange::Up(name)]
+    }
+
+    fn down(&mut self, mac: [u8; 6], address: Option<IpAddr>) -> Vec<NameChange> {
+        match self.told.get(&mac) {
+            // A release of an address the MAC no longer holds (it moved) leaves the new name.
+            Some((told, _)) if address.is_some_and(|a| a != *told) => Vec::new(),
+            Some(&(told, _)) => {
+                self.told.remove(&mac);
+                vec![NameChange::Down { mac, address: told }]
+            }
+            None => Vec::new(),
+        }
+    }
+}
+
+/// Forwards lease events to DNS until `shutdown` (or until the DHCP service goes away), then
+/// hands back what DNS was told. When the channel lags (events were dropped), DNS is brought
+/// in line with the lease journal in `state_dir`.
+pub(crate) async fn forward(
+    mut events: broadcast::Receiver<LeaseEvent>,
+    dns: DnsHandle,
+    mut bridge: NameBridge,
+    state_dir: PathBuf,
+    shutdown: CancellationToken,
+) -> NameBridge {
+    loop {
+        let received = tokio::select! {
+            () = shutdown.cancelled() => return bridge,
+            received = events.recv() => received,
+        };
+        let changes = match received {
+            Ok(event) => bridge.on_event(&event),
+            Err(broadcast::error::RecvError::Lagged(missed)) => {
+                warn!(
+                    missed,
+                    "dns: fell behind the DHCP lease events; re-reading the lease journal"
+                );
+                match read_snapshot(&state_dir) {
+                    Ok((records, _)) => bridge.resync(live_names(&records, SystemTime::now())),
+                    Err(error) => {
+                        warn!(%error, "dns: could not read the lease journal; names may be stale until the next lease event");
+                        Vec::new()
+                    }
+                }
+            }
+            Err(broadcast::error::RecvError::Closed) => return bridge,
+        };
+        for change in changes {
+            debug!(?change, "dns: lease name change");
+            dns.apply(change);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+    use std::time::Duration;
+
+    use kindling_dhcp::lease::MacAddr;
+
+    use super::*;
+
+    const MAC: [u8; 6] = [0x52, 0x54, 0, 0, 0, 1];
+
+    fn event(kind: LeaseEventKind, last: u8, hostname: Option<&str>) -> LeaseEvent {
+        LeaseEvent {
+            kind,
+            mac: MacAddr(MAC),
+            address: Ipv4Addr::new(10, 99, 0, last),
+            hostname: hostname.map(str::to_string),
+            expires_at: SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000),
+        }
+    }
+
+    fn addr(last: u8) -> IpAddr {
+        IpAddr::V4(Ipv4Addr::new(10, 99, 0, last))
+    }
+
+    #[test]
+    fn grants_renewals_and_releases_become_name_changes() {
+        let mut bridge = NameBridge::default();
+        let up = bridge.on_event(&event(LeaseEventKind::Granted, 100, Some("web")));
+        assert!(
+            matches!(&up[..], [NameChange::Up(n)] if n.hostname == "web" && n.address == addr(100))
+        );
+        // A renewal that changes nothing tells DNS nothing.
+        assert!(
+            bridge
+                .on_event(&event(LeaseEventKind::Renewed, 100, Some("web")))
+                .is_empty()
+        );
+        // A lease without a name: nothing to publish.
+        let mut other = NameBridge::default();
+        assert!(
+            other
+                .on_event(&event(LeaseEventKind::Granted, 101, None))
+                .is_empty()
+        );
+        // A renamed client republishes.
+        assert_eq!(
+            bridge
+                .on_event(&event(LeaseEventKind::Renewed, 100, Some("db")))
+                .len(),
+            1
+        );
+        let down = bridge.on_event(&event(LeaseEventKind::Released, 100, Some("db")));
+        assert!(
+            matches!(&down[..], [NameChange::Down { mac, address }] if *mac == MAC && *address == addr(100))
+        );
+        assert!(
+            bridge
+                .on_event(&event(LeaseEventKind::Expired, 100, None))
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn the_end_of_an_old_address_leaves_the_new_name() {
+        let mut bridge = NameBridge::default();
+        bridge.on_event(&event(LeaseEventKind::Granted, 100, Some("web")));
+        bridge.on_event(&event(LeaseEventKind::Granted, 105, Some("web")));
+        assert!(
+            bridge
+                .on_event(&event(LeaseEventKind::Expired, 100, Some("web")))
+                .is_empty()
+        );
+        let down = bridge.on_event(&event(LeaseEventKind::Expired, 105, Some("web")));
+        assert_eq!(down.len(), 1);
+    }
+
+    #[test]
+    fn resync_removes_what_is_gone_and_adds_what_is_missing() {
+        let other = [0x52, 0x54, 0, 0, 0, 2];
+        let mut bridge = NameBridge::new(&[
+            LeaseName {
+                mac: MAC,
+                address: addr(100),
+                hostname: "web".into(),
+            },
+            LeaseName {
+                mac: other,
+                address: addr(101),
+                hostname: "db".into(),
+            },
+        ]);
+        let changes = bridge.resync(vec![
+            LeaseName {
+                mac: MAC,
+                address: addr(100),
+                hostname: "web".into(),
+            },
+            LeaseName {
+                mac: [0x52, 0x54, 0, 0, 0, 3],
+                address: addr(102),
+                hostname: "new".into(),
+            },
+        ]);
+        assert_eq!(changes.len(), 2, "{changes:?}");
+        assert!(
+            changes
+                .iter()
+                .any(|c| matches!(c, NameChange::Down { mac, .. } if *mac == other))
+        );
+        assert!(
+            changes
+                .iter()
+                .any(|c| matches!(c, NameChange::Up(n) if n.hostname == "new"))
+        );
+    }
+}
