@@ -914,6 +914,18 @@ fn dns_section() {
         "a CNAME must be the only record",
     );
     one_error(
+        &rec("    - { name: nas, a: 10.0.0.1 }\n    - { name: NAS.lab.test., cname: x }\n"),
+        "dns.records[1]",
+        5,
+        "a CNAME must be the only record",
+    );
+    one_error(
+        &rec("    - { name: host.example.org., a: 10.0.0.1 }\n"),
+        "dns.records[0].name",
+        4,
+        "outside dns.domain \"lab.test\"",
+    );
+    one_error(
         &rec("    - name: _x._tcp\n      srv: { priority: 1, weight: 1, target: nas }\n"),
         "dns.records[0].srv.port",
         5,

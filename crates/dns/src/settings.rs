@@ -173,8 +173,9 @@ fn parse_name(what: &'static str, text: &str) -> Result<Name, DnsError> {
         })
 }
 
-/// A record's owner: `@` is the domain; names already ending in the domain are taken as they
-/// are; everything else is relative to the domain.
+/// A record's owner: `@` is the domain; a trailing dot makes a name absolute (it must be in
+/// the domain); names already ending in the domain are taken as they are; everything else is
+/// relative to the domain.
 fn owner_name(domain: &Name, text: &str) -> Result<Name, DnsError> {
     if text == "@" {
         return Ok(domain.clone());
@@ -182,6 +183,13 @@ fn owner_name(domain: &Name, text: &str) -> Result<Name, DnsError> {
     let name = parse_name("record name", text)?;
     if domain.zone_of(&name) {
         return Ok(name);
+    }
+    if text.ends_with('.') {
+        return Err(DnsError::InvalidName {
+            what: "record name",
+            name: text.to_string(),
+            reason: format!("it is outside the domain {domain}"),
+        });
     }
     let relative =
         Name::from_ascii(text.trim_end_matches('.')).map_err(|error| DnsError::InvalidName {
@@ -199,14 +207,14 @@ fn owner_name(domain: &Name, text: &str) -> Result<Name, DnsError> {
         })
 }
 
-/// A CNAME or SRV target: `.` is the root, one label is relative to the domain, several
-/// labels are absolute.
+/// A CNAME or SRV target: `.` is the root, a trailing dot or several labels make it absolute,
+/// and one label is relative to the domain.
 fn target_name(domain: &Name, what: &'static str, text: &str) -> Result<Name, DnsError> {
     if text == "." {
         return Ok(Name::root());
     }
     let trimmed = text.trim_end_matches('.');
-    if trimmed.contains('.') {
+    if trimmed.contains('.') || text.ends_with('.') {
         return parse_name(what, trimmed);
     }
     parse_name(what, trimmed)?
@@ -333,6 +341,53 @@ mod tests {
             RData::SRV(SRV::new(1, 2, 80, Name::root()))
         );
         assert_eq!(settings.domain(), "lab.test");
+    }
+
+    #[test]
+    fn a_trailing_dot_makes_a_name_absolute() {
+        let settings = DnsSettings::new(
+            &config(vec![
+                (
+                    "printer.lab.test.",
+                    DnsRecordData::A(Ipv4Addr::new(10, 99, 0, 8)),
+                ),
+                ("lab.test.", DnsRecordData::Txt("apex".into())),
+                ("mail", DnsRecordData::Cname("relay.".into())),
+                ("ns", DnsRecordData::Cname("relay".into())),
+            ]),
+            &[],
+            &[],
+        )
+        .unwrap();
+        let names: Vec<String> = settings.records.iter().map(|r| r.name.to_ascii()).collect();
+        assert_eq!(
+            names,
+            [
+                "printer.lab.test.",
+                "lab.test.",
+                "mail.lab.test.",
+                "ns.lab.test."
+            ]
+        );
+        assert_eq!(
+            settings.records[2].data,
+            RData::CNAME(CNAME(name("relay.")))
+        );
+        assert_eq!(
+            settings.records[3].data,
+            RData::CNAME(CNAME(name("relay.lab.test.")))
+        );
+        // An absolute owner outside the zone cannot be served; it is not quietly made relative.
+        let error = DnsSettings::new(
+            &config(vec![(
+                "host.example.org.",
+                DnsRecordData::A(Ipv4Addr::new(10, 99, 0, 9)),
+            )]),
+            &[],
+            &[],
+        )
+        .unwrap_err();
+        assert!(error.to_string().contains("host.example.org."), "{error}");
     }
 
     #[test]

@@ -60,7 +60,7 @@ pub(super) fn decode_dns(ctx: &mut Ctx, node: &Node) -> Option<DnsConfig> {
     };
     let records = f
         .get("records")
-        .map(|n| decode_records(ctx, n))
+        .map(|n| decode_records(ctx, n, domain.as_deref()))
         .unwrap_or_default();
     let upstreams = f.get("upstreams").and_then(|n| {
         let addrs = socket_addrs(ctx, "dns.upstreams", n, Some(53))?;
@@ -124,7 +124,7 @@ fn u16_field(ctx: &mut Ctx, f: &Fields<'_>, name: &str, node: &Node) -> Option<u
     }
 }
 
-fn decode_records(ctx: &mut Ctx, node: &Node) -> Vec<DnsRecord> {
+fn decode_records(ctx: &mut Ctx, node: &Node, domain: Option<&str>) -> Vec<DnsRecord> {
     let mut out: Vec<DnsRecord> = Vec::new();
     let Some(items) = seq(ctx, "dns.records", node) else {
         return out;
@@ -139,9 +139,24 @@ fn decode_records(ctx: &mut Ctx, node: &Node) -> Vec<DnsRecord> {
                 let s = text(ctx, &f.key("name"), n);
                 s.and_then(|s| {
                     if s == "@" {
-                        Some(s)
-                    } else {
-                        dns_name(ctx, &f.key("name"), n, true)
+                        return Some(s);
+                    }
+                    let name = dns_name_as_written(ctx, &f.key("name"), n, true)?;
+                    let absolute = name.strip_suffix('.');
+                    match (absolute, domain) {
+                        (Some(absolute), Some(domain)) if !in_domain(absolute, domain) => {
+                            ctx.error(
+                                &f.key("name"),
+                                n,
+                                format!(
+                                    "\"{name}\" is outside dns.domain \"{domain}\": a trailing dot makes a \
+                                     name absolute, and only names in the domain can be served \
+                                     (drop the dot for \"{absolute}.{domain}\")"
+                                ),
+                            );
+                            None
+                        }
+                        _ => Some(name),
                     }
                 })
             }
@@ -190,7 +205,7 @@ fn decode_records(ctx: &mut Ctx, node: &Node) -> Vec<DnsRecord> {
                 }
                 None => None,
             },
-            "cname" => dns_name(ctx, &k, n, true).map(DnsRecordData::Cname),
+            "cname" => dns_name_as_written(ctx, &k, n, true).map(DnsRecordData::Cname),
             "txt" => text(ctx, &k, n).map(DnsRecordData::Txt),
             _ => open_map(ctx, &k, n, SRV_KEYS).and_then(|g| {
                 let priority = u16_field(ctx, &g, "priority", n);
@@ -203,7 +218,7 @@ fn decode_records(ctx: &mut Ctx, node: &Node) -> Vec<DnsRecord> {
                             if s == "." {
                                 Some(s)
                             } else {
-                                dns_name(ctx, &g.key("target"), t, false)
+                                dns_name_as_written(ctx, &g.key("target"), t, false)
                             }
                         })
                     }
@@ -223,7 +238,8 @@ fn decode_records(ctx: &mut Ctx, node: &Node) -> Vec<DnsRecord> {
         let (Some(name), Some(data)) = (name, data) else {
             continue;
         };
-        let same_name = |r: &&DnsRecord| r.name.eq_ignore_ascii_case(&name);
+        let owner = owner_key(&name, domain);
+        let same_name = |r: &&DnsRecord| owner_key(&r.name, domain) == owner;
         let is_cname = matches!(data, DnsRecordData::Cname(_));
         if out
             .iter()
@@ -243,4 +259,27 @@ fn decode_records(ctx: &mut Ctx, node: &Node) -> Vec<DnsRecord> {
         out.push(DnsRecord { name, data });
     }
     out
+}
+
+/// True when `name` is `domain` or below it (both without a trailing dot; case-insensitive).
+fn in_domain(name: &str, domain: &str) -> bool {
+    let (name, domain) = (name.to_ascii_lowercase(), domain.to_ascii_lowercase());
+    name == domain || name.ends_with(&format!(".{domain}"))
+}
+
+/// The owner a record name stands for, spelled one way (`nas`, `NAS.lab.test` and
+/// `nas.lab.test.` are one name in the domain `lab.test`), so that a CNAME cannot share it.
+fn owner_key(name: &str, domain: Option<&str>) -> String {
+    let name = name.to_ascii_lowercase();
+    let Some(domain) = domain else { return name };
+    let domain = domain.to_ascii_lowercase();
+    if name == "@" {
+        return domain;
+    }
+    let bare = name.strip_suffix('.').unwrap_or(&name);
+    if name.ends_with('.') || in_domain(bare, &domain) {
+        bare.to_string()
+    } else {
+        format!("{bare}.{domain}")
+    }
 }

@@ -590,7 +590,21 @@ pub(crate) fn label_problem(label: &str, underscore: bool) -> Option<&'static st
     None
 }
 
+/// A DNS name with its trailing dot dropped (for names that are always absolute, such as
+/// `dns.domain`).
 pub(crate) fn dns_name(ctx: &mut Ctx, key: &str, node: &Node, underscore: bool) -> Option<String> {
+    let s = dns_name_as_written(ctx, key, node, underscore)?;
+    Some(s.strip_suffix('.').unwrap_or(&s).to_string())
+}
+
+/// A DNS name kept as written, trailing dot included: in a record a trailing dot is what makes
+/// a name absolute instead of relative to the domain.
+pub(crate) fn dns_name_as_written(
+    ctx: &mut Ctx,
+    key: &str,
+    node: &Node,
+    underscore: bool,
+) -> Option<String> {
     let s = text(ctx, key, node)?;
     if let Some(problem) = dns_name_problem(&s, underscore) {
         ctx.error(
@@ -600,7 +614,7 @@ pub(crate) fn dns_name(ctx: &mut Ctx, key: &str, node: &Node, underscore: bool) 
         );
         return None;
     }
-    Some(s.strip_suffix('.').unwrap_or(&s).to_string())
+    Some(s)
 }
 
 pub(crate) fn path_value(ctx: &mut Ctx, key: &str, node: &Node) -> Option<PathBuf> {
