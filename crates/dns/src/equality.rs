@@ -1,10 +1,11 @@
 //! The fast path answers byte for byte what the catalog answers: the AA and RA bits, the
 //! question as the client spelled it (0x20 mixed case included), TTLs, record order, the
-//! authority and additional sections.
+//! authority and additional sections, and with EDNS the OPT record and the size limit.
 
 #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 use hickory_proto::op::{Message, ResponseCode};
@@ -21,8 +22,11 @@ struct Fixture {
     snapshot: Snapshot,
     /// The same zones through hickory's plain `InMemoryZoneHandler`s.
     plain: Snapshot,
-    /// The table's keys, split into wire name and type, in a stable order.
+    /// The table's keys for queries without EDNS, split into wire name and type, in a stable
+    /// order.
     keys: Vec<(Vec<u8>, u16)>,
+    /// The keys for EDNS queries, with the length of their answer.
+    edns_keys: Vec<(Vec<u8>, u16, usize)>,
 }
 
 fn fixture() -> &'static Fixture {
@@ -39,10 +43,20 @@ fn fixture() -> &'static Fixture {
             })
             .collect();
         keys.sort();
+        let mut edns_keys: Vec<(Vec<u8>, u16, usize)> = snapshot
+            .fast
+            .edns_keys()
+            .map(|(key, len)| {
+                let (name, qtype) = key.split_at(key.len() - 2);
+                (name.to_vec(), u16::from_be_bytes([qtype[0], qtype[1]]), len)
+            })
+            .collect();
+        edns_keys.sort();
         Fixture {
             snapshot,
             plain,
             keys,
+            edns_keys,
         }
     })
 }
@@ -91,6 +105,60 @@ fn query(id: u16, flags: [u8; 2], wire_name: &[u8], qtype: u16) -> Vec<u8> {
     q
 }
 
+/// DO set, extended rcode, version and Z clear: the TTL field of an OPT record.
+const DO: [u8; 4] = [0, 0, 0x80, 0];
+
+/// An OPT record: root owner, type 41, the payload size, the TTL field (extended rcode,
+/// version, DO and Z) and the options.
+fn opt(payload: u16, ttl: [u8; 4], options: &[(u16, Vec<u8>)]) -> Vec<u8> {
+    let mut rdata = Vec::new();
+    for (code, data) in options {
+        rdata.extend_from_slice(&code.to_be_bytes());
+        rdata.extend_from_slice(&(data.len() as u16).to_be_bytes());
+        rdata.extend_from_slice(data);
+    }
+    let mut record = vec![0, 0, 41];
+    record.extend_from_slice(&payload.to_be_bytes());
+    record.extend_from_slice(&ttl);
+    record.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
+    record.extend_from_slice(&rdata);
+    record
+}
+
+/// `q` with `records` as its additional section of `count` records.
+fn with_additionals(mut q: Vec<u8>, count: u8, records: &[u8]) -> Vec<u8> {
+    q[11] = count;
+    q.extend_from_slice(records);
+    q
+}
+
+fn with_opt(q: Vec<u8>, record: &[u8]) -> Vec<u8> {
+    with_additionals(q, 1, record)
+}
+
+/// What clients send: nothing, a client cookie (dig, BIND), client and server cookie, NSID
+/// (dig +nsid), padding (RFC 7830, DNS over TLS stubs), a code nobody knows, several at once.
+fn option_sets() -> Vec<Vec<(u16, Vec<u8>)>> {
+    vec![
+        vec![],
+        vec![(10, vec![0xc0; 8])],
+        vec![(10, (0u8..24).collect())],
+        vec![(3, vec![])],
+        vec![(12, vec![0; 37])],
+        vec![(65_001, b"kindling".to_vec())],
+        vec![
+            (3, vec![]),
+            (10, vec![1; 8]),
+            (65_001, vec![]),
+            (12, vec![0; 3]),
+        ],
+    ]
+}
+
+/// Advertised sizes: under 512 (read as 512), the plain limit, the 2020 flag day default,
+/// the common 4096, the most there is.
+const SIZES: [u16; 8] = [0, 100, 511, 512, 1232, 1400, 4096, 65_535];
+
 fn catalog(fixture: &Fixture, query: &[u8]) -> Option<Vec<u8>> {
     fuzzing::block_on(respond(
         &fixture.snapshot,
@@ -119,6 +187,15 @@ fn has_key(fixture: &Fixture, name: &str, qtype: RecordType) -> bool {
         .keys
         .iter()
         .any(|(n, t)| *n == wire(name) && *t == u16::from(qtype))
+}
+
+/// The length of the EDNS answer the table holds for `name` and `qtype`.
+fn edns_len(fixture: &Fixture, name: &str, qtype: RecordType) -> Option<usize> {
+    fixture
+        .edns_keys
+        .iter()
+        .find(|(n, t, _)| *n == wire(name) && *t == u16::from(qtype))
+        .map(|(_, _, len)| *len)
 }
 
 #[test]
@@ -240,9 +317,10 @@ fn fast_answers_carry_aa_no_ra_and_the_sections_the_catalog_adds() {
 fn what_the_fast_path_declines_the_catalog_answers() {
     let fixture = fixture();
     let nas = wire("nas.lab.test");
-    let mut edns = query(1, [0x01, 0x00], &nas, 1);
-    edns[11] = 1;
-    edns.extend_from_slice(&[0, 0, 41, 0x10, 0, 0, 0, 0, 0, 0, 0]);
+    let edns = with_opt(
+        query(1, [0x01, 0x00], &nas, 1),
+        &opt(4096, [0, 1, 0, 0], &[]),
+    );
     let mut chaos = query(2, [0x01, 0x00], &nas, 1);
     let last = chaos.len() - 1;
     chaos[last] = 3;
@@ -272,6 +350,232 @@ fn what_the_fast_path_declines_the_catalog_answers() {
     let answer = catalog(fixture, &big).unwrap();
     assert!(answer.len() <= 512);
     assert!(Message::from_vec(&answer).unwrap().metadata.truncation);
+}
+
+#[test]
+fn every_table_entry_equals_the_catalog_over_edns() {
+    let fixture = fixture();
+    let spellings = [0u64, u64::MAX, 0xaaaa_aaaa_aaaa_aaaa, 0x0123_4567_89ab_cdef];
+    let flag_sets = [[0x01, 0x00], [0x00, 0x00], [0x01, 0x10], [0x07, 0xef]];
+    let option_sets = option_sets();
+    let (mut fast_answers, mut declined) = (0, 0);
+    for (n, (name, qtype, len)) in fixture.edns_keys.iter().enumerate() {
+        let mut sizes = SIZES.to_vec();
+        // Just enough and one byte short.
+        sizes.extend([*len as u16, *len as u16 - 1]);
+        for (i, size) in sizes.iter().enumerate() {
+            for (j, options) in option_sets.iter().enumerate() {
+                for ttl in [[0; 4], DO] {
+                    let pick = n + i + j;
+                    let q = with_opt(
+                        query(
+                            pick as u16,
+                            flag_sets[pick % flag_sets.len()],
+                            &spell(name, spellings[pick % spellings.len()]),
+                            *qtype,
+                        ),
+                        &opt(*size, ttl, options),
+                    );
+                    let slow = catalog(fixture, &q).unwrap();
+                    let limit = usize::from((*size).max(512));
+                    match fast(fixture, &q) {
+                        Some(fast) => {
+                            assert_eq!(fast, slow, "fast path != catalog for {q:02x?}");
+                            assert!(fast.len() <= limit);
+                            fast_answers += 1;
+                        }
+                        None => {
+                            assert!(*len > limit, "the fast path declined {q:02x?}");
+                            let answer = Message::from_vec(&slow).unwrap();
+                            assert!(answer.metadata.truncation && slow.len() <= limit);
+                            declined += 1;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(fixture.edns_keys.len() >= 20);
+    assert!(fast_answers >= 20 * 10 * 7 * 2 && declined > 0);
+}
+
+#[test]
+fn edns_answers_carry_the_catalogs_opt_and_no_do() {
+    let fixture = fixture();
+    let nas = wire("nas.lab.test");
+    let cookie = vec![(10, vec![0x5a; 8])];
+    let with_do = with_opt(query(7, [0x01, 0x00], &nas, 1), &opt(1232, DO, &cookie));
+    let answer = fast(fixture, &with_do).unwrap();
+    let message = Message::from_vec(&answer).unwrap();
+    let edns = message.edns.as_ref().unwrap();
+    assert_eq!(edns.max_payload(), 1232);
+    assert_eq!(edns.version(), 0);
+    assert_eq!(edns.rcode_high(), 0);
+    // hickory-server copies DO only with its dnssec feature, which this workspace leaves off;
+    // if that changes, the EDNS templates need a DO variant.
+    assert!(!edns.flags().dnssec_ok && edns.flags().z == 0);
+    assert!(edns.options().as_ref().is_empty(), "the cookie came back");
+    assert_eq!(message.answers.len(), 2);
+    assert_eq!(answer, catalog(fixture, &with_do).unwrap());
+    let without_do = with_opt(query(7, [0x01, 0x00], &nas, 1), &opt(1232, [0; 4], &[]));
+    assert_eq!(fast(fixture, &without_do).unwrap(), answer);
+    // Under 512 the answer says 512.
+    let small = with_opt(query(7, [0x01, 0x00], &nas, 1), &opt(200, [0; 4], &[]));
+    let message = Message::from_vec(&fast(fixture, &small).unwrap()).unwrap();
+    assert_eq!(message.edns.unwrap().max_payload(), 512);
+
+    // The big TXT set: not in the table without EDNS, whole from the fast path at 4096,
+    // truncated by the catalog at 1232.
+    assert!(!has_key(fixture, "big.lab.test", RecordType::TXT));
+    let len = edns_len(fixture, "big.lab.test", RecordType::TXT).unwrap();
+    assert!(len > 1232 && len <= 4096, "{len}");
+    let big = wire("big.lab.test");
+    let q = with_opt(query(8, [0x01, 0x00], &big, 16), &opt(4096, [0; 4], &[]));
+    let answer = fast(fixture, &q).unwrap();
+    assert_eq!(answer.len(), len);
+    let message = Message::from_vec(&answer).unwrap();
+    assert!(!message.metadata.truncation && message.answers.len() == 40);
+    let q = with_opt(query(9, [0x01, 0x00], &big, 16), &opt(1232, [0; 4], &[]));
+    assert!(fast(fixture, &q).is_none());
+    let answer = catalog(fixture, &q).unwrap();
+    assert!(answer.len() <= 1232);
+    assert!(Message::from_vec(&answer).unwrap().metadata.truncation);
+}
+
+#[test]
+fn edns_queries_the_fast_path_declines_go_to_the_catalog() {
+    let fixture = fixture();
+    let base = || query(21, [0x01, 0x00], &wire("nas.lab.test"), 1);
+    let clean = with_opt(base(), &opt(1232, [0; 4], &[]));
+    let fast_clean = fast(fixture, &clean).unwrap();
+    let code = |q: &[u8]| {
+        assert!(fast(fixture, q).is_none(), "the fast path took {q:02x?}");
+        let answer = catalog(fixture, q).unwrap();
+        let message = Message::from_vec(&answer).unwrap();
+        assert_eq!(message.metadata.id, 21);
+        (message.metadata.response_code, answer)
+    };
+
+    // Versions above 0: BADVERS (16, which hickory reads back as its twin BADSIG): 1 in the
+    // OPT's extended rcode, 0 in the header; the OPT of version 0, no answer.
+    for version in [1, 2, 255] {
+        let q = with_opt(base(), &opt(1232, [0, version, 0, 0], &[]));
+        let (rcode, answer) = code(&q);
+        assert_eq!(u16::from(rcode), u16::from(ResponseCode::BADVERS));
+        assert_eq!(answer[3] & 0x0f, 0);
+        let message = Message::from_vec(&answer).unwrap();
+        let edns = message.edns.unwrap();
+        assert_eq!((edns.rcode_high(), edns.version()), (1, 0));
+        assert_eq!(edns.max_payload(), 1232);
+        assert!(message.answers.is_empty());
+    }
+    // Client subnet: a valid one changes nothing, but hickory parses it, and what it cannot
+    // parse is FORMERR.
+    let subnet = with_opt(
+        base(),
+        &opt(1232, [0; 4], &[(8, vec![0, 1, 24, 0, 10, 99, 0])]),
+    );
+    assert_eq!(code(&subnet), (ResponseCode::NoError, fast_clean.clone()));
+    let bad_subnet = with_opt(base(), &opt(1232, [0; 4], &[(8, vec![0, 99, 24, 0])]));
+    assert_eq!(code(&bad_subnet).0, ResponseCode::FormErr);
+    // Bytes after the OPT: hickory ignores them.
+    let mut trailing = clean.clone();
+    trailing.push(0);
+    assert_eq!(code(&trailing), (ResponseCode::NoError, fast_clean.clone()));
+    // An OPT owned by another name, two OPTs: FORMERR.
+    let mut named = vec![1, b'a'];
+    named.extend_from_slice(&opt(1232, [0; 4], &[]));
+    assert_eq!(code(&with_opt(base(), &named)).0, ResponseCode::FormErr);
+    let record = opt(1232, [0; 4], &[]);
+    let two = with_additionals(base(), 2, &[record.clone(), record.clone()].concat());
+    assert_eq!(code(&two).0, ResponseCode::FormErr);
+    // An RDATA length past the end.
+    let mut long = clean.clone();
+    let at = long.len() - 1;
+    long[at] = 4;
+    assert_eq!(code(&long).0, ResponseCode::FormErr);
+    // An option running past the RDATA: hickory drops the options and answers.
+    let short = with_opt(base(), &{
+        let mut record = opt(1232, [0; 4], &[(65_001, vec![1, 2, 3])]);
+        let at = record.len() - 3 - 2;
+        record[at..at + 2].copy_from_slice(&[0, 4]);
+        record
+    });
+    code(&short);
+    // Another record next to the OPT.
+    let mut a = wire("nas.lab.test");
+    a.extend_from_slice(&[0, 1, 0, 1, 0, 0, 0, 60, 0, 4, 10, 99, 0, 5]);
+    let both = with_additionals(base(), 2, &[record.clone(), a].concat());
+    code(&both);
+}
+
+#[test]
+fn edns_fuzz_seeds_are_the_queries_they_are_named_for() {
+    let fixture = fixture();
+    let q = |id: u16, name: &str, qtype: u16| query(id, [0x01, 0x00], &wire(name), qtype);
+    // Name, query, whether the fast path takes it.
+    let seeds = [
+        (
+            "seed-edns-a-nas",
+            with_opt(q(0x1234, "nas.lab.test", 1), &opt(1232, [0; 4], &[])),
+            true,
+        ),
+        (
+            // What dig sends by default: a client cookie, AD set.
+            "seed-edns-dig-cookie",
+            with_opt(
+                query(0x2345, [0x01, 0x20], &wire("NaS.lab.TEST"), 28),
+                &opt(1232, [0; 4], &[(10, vec![0x7c, 0x3d, 1, 2, 3, 4, 5, 6])]),
+            ),
+            true,
+        ),
+        (
+            "seed-edns-do-srv-options",
+            with_opt(
+                q(0x3456, "_tftp._udp.lab.test", 33),
+                &opt(4096, DO, &option_sets()[6]),
+            ),
+            true,
+        ),
+        (
+            "seed-edns-small-size",
+            with_opt(q(0x4567, "long.lab.test", 16), &opt(100, [0; 4], &[])),
+            true,
+        ),
+        (
+            "seed-edns-big-txt-1232",
+            with_opt(q(0x5678, "big.lab.test", 16), &opt(1232, [0; 4], &[])),
+            false,
+        ),
+        (
+            "seed-edns-version1",
+            with_opt(q(0x6789, "nas.lab.test", 1), &opt(1232, [0, 1, 0, 0], &[])),
+            false,
+        ),
+        (
+            "seed-edns-client-subnet",
+            with_opt(
+                q(0x789a, "nas.lab.test", 1),
+                &opt(1232, [0; 4], &[(8, vec![0, 1, 24, 0, 10, 99, 0])]),
+            ),
+            false,
+        ),
+    ];
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fuzz/corpus/dns_query");
+    let write = std::env::var_os("KINDLING_WRITE_FUZZ_SEEDS").is_some();
+    for (name, q, taken) in seeds {
+        assert_eq!(fast(fixture, &q).is_some(), taken, "{name}");
+        fuzzing::query(&q);
+        let path = dir.join(name);
+        if write {
+            std::fs::write(&path, &q).unwrap();
+        }
+        let stored = std::fs::read(&path).unwrap_or_default();
+        assert_eq!(
+            stored, q,
+            "{name} differs from its query: rerun with KINDLING_WRITE_FUZZ_SEEDS=1"
+        );
+    }
 }
 
 const LABELS: [&str; 16] = [
@@ -340,6 +644,29 @@ fn table_equals_catalog(snapshot: &Snapshot) -> usize {
         assert_eq!(out, slow, "stale fast answer for {q:02x?}");
         checked += 1;
     }
+    for (key, _) in snapshot.fast.edns_keys() {
+        let (name, qtype) = key.split_at(key.len() - 2);
+        let q = with_opt(
+            query(
+                4,
+                [0x01, 0x00],
+                name,
+                u16::from_be_bytes([qtype[0], qtype[1]]),
+            ),
+            &opt(u16::MAX, DO, &[]),
+        );
+        let mut out = Vec::new();
+        assert!(snapshot.fast.answer(&q, &mut out));
+        let slow = fuzzing::block_on(respond(
+            snapshot,
+            q.clone(),
+            SocketAddr::from(CLIENT),
+            Protocol::Udp,
+        ))
+        .unwrap();
+        assert_eq!(out, slow, "stale fast EDNS answer for {q:02x?}");
+        checked += 1;
+    }
     checked
 }
 
@@ -390,6 +717,76 @@ proptest! {
         let plain = flags[0] & 0xf8 == 0 && damage.is_none();
         if known && plain {
             prop_assert!(fast(fixture, &q).is_some(), "the fast path declined {:02x?}", q);
+        }
+    }
+
+    /// Random OPT records on queries for table entries and for names the table does not
+    /// hold: any payload size, extended rcode, DO and Z, mostly version 0, options of known
+    /// and unknown codes with any contents, now and then a damaged byte or bytes after the
+    /// record. Whenever the fast path answers, its bytes are the catalog's; what it declines
+    /// the catalog answers; and it takes every well-formed one whose answer fits.
+    #[test]
+    fn fast_path_equals_catalog_for_any_opt(
+        index in any::<prop::sample::Index>(),
+        known in any::<bool>(),
+        id in any::<u16>(),
+        flags in any::<[u8; 2]>(),
+        mask in any::<u64>(),
+        payload in prop_oneof![
+            any::<u16>(),
+            0u16..600,
+            prop::sample::select(SIZES.to_vec()),
+        ],
+        mut ttl in any::<[u8; 4]>(),
+        version0 in proptest::bool::weighted(0.9),
+        options in proptest::collection::vec(
+            (
+                prop_oneof![
+                    prop::sample::select(vec![3u16, 8, 10, 11, 12, 65_001]),
+                    any::<u16>(),
+                ],
+                proptest::collection::vec(any::<u8>(), 0..48),
+            ),
+            0..4,
+        ),
+        damage in proptest::option::weighted(0.15, (any::<prop::sample::Index>(), any::<u8>())),
+        extra in proptest::option::weighted(0.1, proptest::collection::vec(any::<u8>(), 1..16)),
+    ) {
+        let fixture = fixture();
+        let others = other_names();
+        let (name, qtype, len) = if known {
+            index.get(&fixture.edns_keys).clone()
+        } else {
+            let (name, qtype) = index.get(&others).clone();
+            (name, qtype, usize::MAX)
+        };
+        if version0 {
+            ttl[1] = 0;
+        }
+        // QR clear and opcode QUERY: the other proptest varies the header.
+        let question = query(id, [flags[0] & 0x07, flags[1]], &spell(&name, mask), qtype);
+        let question_len = question.len();
+        let mut q = with_opt(question, &opt(payload, ttl, &options));
+        if let Some((at, byte)) = damage {
+            // Damage the OPT record only: the header and question have their own proptest.
+            let at = question_len + at.index(q.len() - question_len);
+            q[at] = byte;
+        }
+        if let Some(extra) = &extra {
+            q.extend_from_slice(extra);
+        }
+        // Asserts fast == catalog, the id echoed, the size limit.
+        fuzzing::query(&q);
+        let fast = fast(fixture, &q);
+        if fast.is_none() {
+            prop_assert!(catalog(fixture, &q).is_some(), "no answer to {:02x?}", q);
+        }
+        let well_formed = ttl[1] == 0
+            && damage.is_none()
+            && extra.is_none()
+            && options.iter().all(|(code, _)| *code != 8);
+        if known && well_formed && len <= usize::from(payload.max(512)) {
+            prop_assert!(fast.is_some(), "the fast path declined {:02x?}", q);
         }
     }
 
