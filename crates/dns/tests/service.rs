@@ -497,6 +497,17 @@ async fn names_outside_the_zone_are_forwarded_for_allowed_clients() {
     assert!(out.contains("192.0.2.99"), "{out}");
     assert!(out.contains(" ra") && !out.contains(" aa "), "{out}");
     assert!(upstream.queries.load(Ordering::Relaxed) >= 1);
+    // Forwarded answers are cached for their TTL (30 s here): asking again asks nobody else.
+    let asked = upstream.queries.load(Ordering::Relaxed);
+    for _ in 0..3 {
+        let out = dig(server, &["+short", "www.example.org", "A"]).await;
+        assert_eq!(out.trim(), "192.0.2.99");
+    }
+    assert_eq!(
+        upstream.queries.load(Ordering::Relaxed),
+        asked,
+        "a repeated query went to the upstream again instead of the cache"
+    );
     // Our own zones are still answered by us, not the upstream.
     let before = upstream.queries.load(Ordering::Relaxed);
     let out = dig(server, &["+short", "nas.lab.test", "A"]).await;
