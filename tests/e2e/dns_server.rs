@@ -225,3 +225,44 @@ fn forwarding_only_for_allowed_clients_and_refused_without_upstreams() {
         "REFUSED at once, not a timeout"
     );
 }
+
+/// A lease that runs out without a release (the client vanished) takes its name and PTR with
+/// it: lease_time 1m, and the expiry sweep runs every 10 s.
+#[test]
+fn an_expired_lease_takes_its_name_away() {
+    let lab = Lab::new("kdnse", 54);
+    let client = lab.add_client("gone", "52:54:00:99:54:21");
+    let section = config(&lab, None).replace("lease_time: 1h", "lease_time: 1m");
+    let daemon = start(&lab, &section);
+    let server = lab.server_ip();
+    // run_dhclient kills dhclient once it has the lease: nobody renews it.
+    let lease = run_dhclient(&client, &DhclientOptions::with_hostname("brief01"));
+    let granted = Instant::now();
+    within(
+        Duration::from_secs(1),
+        "brief01.lab.test after the ACK",
+        || short(&client, server, &["brief01.lab.test", "A"]) == vec![lease.address.to_string()],
+    );
+    let o = lease.address.octets();
+    let ptr_name = format!("{}.{}.{}.{}.in-addr.arpa", o[3], o[2], o[1], o[0]);
+    // Still there shortly before the lease runs out.
+    std::thread::sleep(Duration::from_secs(50).saturating_sub(granted.elapsed()));
+    assert_eq!(
+        short(&client, server, &["brief01.lab.test", "A"]),
+        vec![lease.address.to_string()],
+        "the name went before its lease ran out"
+    );
+    // Gone within a sweep after the expiry.
+    std::thread::sleep(Duration::from_secs(60).saturating_sub(granted.elapsed()));
+    within(
+        Duration::from_secs(15),
+        "brief01.lab.test gone after expiry",
+        || dig(&client, server, &["brief01.lab.test", "A"]).contains("status: NXDOMAIN"),
+    );
+    assert!(
+        dig(&client, server, &[&ptr_name, "PTR"]).contains("status: NXDOMAIN"),
+        "the PTR outlived the lease"
+    );
+    let log = daemon.log();
+    assert!(log.contains("lease(s) expired"), "{log}");
+}
