@@ -57,8 +57,8 @@ fn queued(payload: usize, count: usize) -> usize {
     let to = receiver.local_addr().unwrap();
     let datagram = vec![0x5a; payload];
     for _ in 0..count {
-        // A sender of its own for each datagram: on loopback a queued datagram stays charged to
-        // its sender, and one socket's send buffer would block before the receiver fills.
+        // A sender of its own for each datagram, so that nothing about one socket's send
+        // buffer can hold datagrams back: only the receiver's buffer decides what is kept.
         let sender = UdpSocket::bind("127.0.0.1:0").unwrap();
         assert_eq!(sender.send_to(&datagram, to).unwrap(), payload);
     }
