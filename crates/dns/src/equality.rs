@@ -108,11 +108,15 @@ fn query(id: u16, flags: [u8; 2], wire_name: &[u8], qtype: u16) -> Vec<u8> {
 /// DO set, extended rcode, version and Z clear: the TTL field of an OPT record.
 const DO: [u8; 4] = [0, 0, 0x80, 0];
 
+/// The options of an OPT record that has none.
+pub(crate) const NO_OPTIONS: &[(u16, &[u8])] = &[];
+
 /// An OPT record: root owner, type 41, the payload size, the TTL field (extended rcode,
 /// version, DO and Z) and the options.
-fn opt(payload: u16, ttl: [u8; 4], options: &[(u16, Vec<u8>)]) -> Vec<u8> {
+pub(crate) fn opt(payload: u16, ttl: [u8; 4], options: &[(u16, impl AsRef<[u8]>)]) -> Vec<u8> {
     let mut rdata = Vec::new();
     for (code, data) in options {
+        let data = data.as_ref();
         rdata.extend_from_slice(&code.to_be_bytes());
         rdata.extend_from_slice(&(data.len() as u16).to_be_bytes());
         rdata.extend_from_slice(data);
@@ -126,7 +130,7 @@ fn opt(payload: u16, ttl: [u8; 4], options: &[(u16, Vec<u8>)]) -> Vec<u8> {
 }
 
 /// `q` with `records` as its additional section of `count` records.
-fn with_additionals(mut q: Vec<u8>, count: u8, records: &[u8]) -> Vec<u8> {
+pub(crate) fn with_additionals(mut q: Vec<u8>, count: u8, records: &[u8]) -> Vec<u8> {
     q[11] = count;
     q.extend_from_slice(records);
     q
@@ -319,7 +323,7 @@ fn what_the_fast_path_declines_the_catalog_answers() {
     let nas = wire("nas.lab.test");
     let edns = with_opt(
         query(1, [0x01, 0x00], &nas, 1),
-        &opt(4096, [0, 1, 0, 0], &[]),
+        &opt(4096, [0, 1, 0, 0], NO_OPTIONS),
     );
     let mut chaos = query(2, [0x01, 0x00], &nas, 1);
     let last = chaos.len() - 1;
@@ -417,10 +421,16 @@ fn edns_answers_carry_the_catalogs_opt_and_no_do() {
     assert!(edns.options().as_ref().is_empty(), "the cookie came back");
     assert_eq!(message.answers.len(), 2);
     assert_eq!(answer, catalog(fixture, &with_do).unwrap());
-    let without_do = with_opt(query(7, [0x01, 0x00], &nas, 1), &opt(1232, [0; 4], &[]));
+    let without_do = with_opt(
+        query(7, [0x01, 0x00], &nas, 1),
+        &opt(1232, [0; 4], NO_OPTIONS),
+    );
     assert_eq!(fast(fixture, &without_do).unwrap(), answer);
     // Under 512 the answer says 512.
-    let small = with_opt(query(7, [0x01, 0x00], &nas, 1), &opt(200, [0; 4], &[]));
+    let small = with_opt(
+        query(7, [0x01, 0x00], &nas, 1),
+        &opt(200, [0; 4], NO_OPTIONS),
+    );
     let message = Message::from_vec(&fast(fixture, &small).unwrap()).unwrap();
     assert_eq!(message.edns.unwrap().max_payload(), 512);
 
@@ -430,12 +440,18 @@ fn edns_answers_carry_the_catalogs_opt_and_no_do() {
     let len = edns_len(fixture, "big.lab.test", RecordType::TXT).unwrap();
     assert!(len > 1232 && len <= 4096, "{len}");
     let big = wire("big.lab.test");
-    let q = with_opt(query(8, [0x01, 0x00], &big, 16), &opt(4096, [0; 4], &[]));
+    let q = with_opt(
+        query(8, [0x01, 0x00], &big, 16),
+        &opt(4096, [0; 4], NO_OPTIONS),
+    );
     let answer = fast(fixture, &q).unwrap();
     assert_eq!(answer.len(), len);
     let message = Message::from_vec(&answer).unwrap();
     assert!(!message.metadata.truncation && message.answers.len() == 40);
-    let q = with_opt(query(9, [0x01, 0x00], &big, 16), &opt(1232, [0; 4], &[]));
+    let q = with_opt(
+        query(9, [0x01, 0x00], &big, 16),
+        &opt(1232, [0; 4], NO_OPTIONS),
+    );
     assert!(fast(fixture, &q).is_none());
     let answer = catalog(fixture, &q).unwrap();
     assert!(answer.len() <= 1232);
@@ -446,7 +462,7 @@ fn edns_answers_carry_the_catalogs_opt_and_no_do() {
 fn edns_queries_the_fast_path_declines_go_to_the_catalog() {
     let fixture = fixture();
     let base = || query(21, [0x01, 0x00], &wire("nas.lab.test"), 1);
-    let clean = with_opt(base(), &opt(1232, [0; 4], &[]));
+    let clean = with_opt(base(), &opt(1232, [0; 4], NO_OPTIONS));
     let fast_clean = fast(fixture, &clean).unwrap();
     let code = |q: &[u8]| {
         assert!(fast(fixture, q).is_none(), "the fast path took {q:02x?}");
@@ -459,7 +475,7 @@ fn edns_queries_the_fast_path_declines_go_to_the_catalog() {
     // Versions above 0: BADVERS (16, which hickory reads back as its twin BADSIG): 1 in the
     // OPT's extended rcode, 0 in the header; the OPT of version 0, no answer.
     for version in [1, 2, 255] {
-        let q = with_opt(base(), &opt(1232, [0, version, 0, 0], &[]));
+        let q = with_opt(base(), &opt(1232, [0, version, 0, 0], NO_OPTIONS));
         let (rcode, answer) = code(&q);
         assert_eq!(u16::from(rcode), u16::from(ResponseCode::BADVERS));
         assert_eq!(answer[3] & 0x0f, 0);
@@ -484,9 +500,9 @@ fn edns_queries_the_fast_path_declines_go_to_the_catalog() {
     assert_eq!(code(&trailing), (ResponseCode::NoError, fast_clean.clone()));
     // An OPT owned by another name, two OPTs: FORMERR.
     let mut named = vec![1, b'a'];
-    named.extend_from_slice(&opt(1232, [0; 4], &[]));
+    named.extend_from_slice(&opt(1232, [0; 4], NO_OPTIONS));
     assert_eq!(code(&with_opt(base(), &named)).0, ResponseCode::FormErr);
-    let record = opt(1232, [0; 4], &[]);
+    let record = opt(1232, [0; 4], NO_OPTIONS);
     let two = with_additionals(base(), 2, &[record.clone(), record.clone()].concat());
     assert_eq!(code(&two).0, ResponseCode::FormErr);
     // An RDATA length past the end.
@@ -517,7 +533,7 @@ fn edns_fuzz_seeds_are_the_queries_they_are_named_for() {
     let seeds = [
         (
             "seed-edns-a-nas",
-            with_opt(q(0x1234, "nas.lab.test", 1), &opt(1232, [0; 4], &[])),
+            with_opt(q(0x1234, "nas.lab.test", 1), &opt(1232, [0; 4], NO_OPTIONS)),
             true,
         ),
         (
@@ -539,17 +555,26 @@ fn edns_fuzz_seeds_are_the_queries_they_are_named_for() {
         ),
         (
             "seed-edns-small-size",
-            with_opt(q(0x4567, "long.lab.test", 16), &opt(100, [0; 4], &[])),
+            with_opt(
+                q(0x4567, "long.lab.test", 16),
+                &opt(100, [0; 4], NO_OPTIONS),
+            ),
             true,
         ),
         (
             "seed-edns-big-txt-1232",
-            with_opt(q(0x5678, "big.lab.test", 16), &opt(1232, [0; 4], &[])),
+            with_opt(
+                q(0x5678, "big.lab.test", 16),
+                &opt(1232, [0; 4], NO_OPTIONS),
+            ),
             false,
         ),
         (
             "seed-edns-version1",
-            with_opt(q(0x6789, "nas.lab.test", 1), &opt(1232, [0, 1, 0, 0], &[])),
+            with_opt(
+                q(0x6789, "nas.lab.test", 1),
+                &opt(1232, [0, 1, 0, 0], NO_OPTIONS),
+            ),
             false,
         ),
         (
@@ -623,15 +648,7 @@ fn local_zone_answers_like_the_plain_in_memory_handler() {
 
 /// Every key of `snapshot`'s table answers what its catalog answers.
 fn table_equals_catalog(snapshot: &Snapshot) -> usize {
-    let mut checked = 0;
-    for key in snapshot.fast.keys() {
-        let (name, qtype) = key.split_at(key.len() - 2);
-        let q = query(
-            3,
-            [0x01, 0x00],
-            &spell(name, 0x5555),
-            u16::from_be_bytes([qtype[0], qtype[1]]),
-        );
+    let fast_equals_catalog = |q: Vec<u8>, what: &str| {
         let mut out = Vec::new();
         assert!(snapshot.fast.answer(&q, &mut out));
         let slow = fuzzing::block_on(respond(
@@ -641,7 +658,18 @@ fn table_equals_catalog(snapshot: &Snapshot) -> usize {
             Protocol::Udp,
         ))
         .unwrap();
-        assert_eq!(out, slow, "stale fast answer for {q:02x?}");
+        assert_eq!(out, slow, "stale fast {what} for {q:02x?}");
+    };
+    let mut checked = 0;
+    for key in snapshot.fast.keys() {
+        let (name, qtype) = key.split_at(key.len() - 2);
+        let q = query(
+            3,
+            [0x01, 0x00],
+            &spell(name, 0x5555),
+            u16::from_be_bytes([qtype[0], qtype[1]]),
+        );
+        fast_equals_catalog(q, "answer");
         checked += 1;
     }
     for (key, _) in snapshot.fast.edns_keys() {
@@ -653,18 +681,9 @@ fn table_equals_catalog(snapshot: &Snapshot) -> usize {
                 name,
                 u16::from_be_bytes([qtype[0], qtype[1]]),
             ),
-            &opt(u16::MAX, DO, &[]),
+            &opt(u16::MAX, DO, NO_OPTIONS),
         );
-        let mut out = Vec::new();
-        assert!(snapshot.fast.answer(&q, &mut out));
-        let slow = fuzzing::block_on(respond(
-            snapshot,
-            q.clone(),
-            SocketAddr::from(CLIENT),
-            Protocol::Udp,
-        ))
-        .unwrap();
-        assert_eq!(out, slow, "stale fast EDNS answer for {q:02x?}");
+        fast_equals_catalog(q, "EDNS answer");
         checked += 1;
     }
     checked

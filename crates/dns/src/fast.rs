@@ -434,6 +434,7 @@ mod tests {
     #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
 
     use super::*;
+    use crate::equality::{NO_OPTIONS, opt, with_additionals};
 
     fn query(name: &str, qtype: u16) -> Vec<u8> {
         let mut q = vec![0x12, 0x34, 0x01, 0x00, 0, 1, 0, 0, 0, 0, 0, 0];
@@ -477,28 +478,6 @@ mod tests {
         assert!(parse(&plain[..plain.len() - 1]).is_none());
     }
 
-    /// An OPT record: root owner, type 41, then the given fields and options.
-    fn opt(payload: u16, ttl: [u8; 4], options: &[(u16, &[u8])]) -> Vec<u8> {
-        let mut rdata = Vec::new();
-        for (code, data) in options {
-            rdata.extend_from_slice(&code.to_be_bytes());
-            rdata.extend_from_slice(&(data.len() as u16).to_be_bytes());
-            rdata.extend_from_slice(data);
-        }
-        let mut record = vec![0, 0, 41];
-        record.extend_from_slice(&payload.to_be_bytes());
-        record.extend_from_slice(&ttl);
-        record.extend_from_slice(&(rdata.len() as u16).to_be_bytes());
-        record.extend_from_slice(&rdata);
-        record
-    }
-
-    fn with_additionals(mut q: Vec<u8>, count: u8, records: &[u8]) -> Vec<u8> {
-        q[11] = count;
-        q.extend_from_slice(records);
-        q
-    }
-
     fn payload(q: &[u8]) -> Option<u16> {
         parse(q)?.payload
     }
@@ -530,7 +509,7 @@ mod tests {
             (512, [1, 0, 0, 0], 512),
             (65_535, [0, 0, 0x7f, 0xff], 65_535),
         ] {
-            let q = with_additionals(plain.clone(), 1, &opt(size, ttl, &[]));
+            let q = with_additionals(plain.clone(), 1, &opt(size, ttl, NO_OPTIONS));
             assert_eq!(payload(&q), Some(answer), "size {size}");
         }
 
@@ -552,7 +531,7 @@ mod tests {
         q[end - 2..].copy_from_slice(&[0, 1]);
         assert!(parse(&q).is_none());
         let q = with_additionals(plain.clone(), 1, &{
-            let mut record = opt(1232, [0; 4], &[]);
+            let mut record = opt(1232, [0; 4], NO_OPTIONS);
             record[10] = 3;
             record.extend_from_slice(&[0, 10, 0]);
             record
@@ -579,7 +558,7 @@ mod tests {
         a[2] = 1;
         assert!(parse(&with_additionals(plain.clone(), 1, &a)).is_none());
         // Version 1 is answered BADVERS; client subnet is parsed by hickory.
-        let version1 = opt(1232, [0, 1, 0, 0], &[]);
+        let version1 = opt(1232, [0, 1, 0, 0], NO_OPTIONS);
         assert!(parse(&with_additionals(plain.clone(), 1, &version1)).is_none());
         let subnet = opt(1232, [0; 4], &[(8, &[0, 1, 24, 0, 10, 99, 0])]);
         assert!(parse(&with_additionals(plain.clone(), 1, &subnet)).is_none());

@@ -1,5 +1,6 @@
 //! The `dns` section.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use crate::model::*;
@@ -126,6 +127,8 @@ fn u16_field(ctx: &mut Ctx, f: &Fields<'_>, name: &str, node: &Node) -> Option<u
 
 fn decode_records(ctx: &mut Ctx, node: &Node, domain: Option<&str>) -> Vec<DnsRecord> {
     let mut out: Vec<DnsRecord> = Vec::new();
+    // Per owner (however spelled): whether the records kept so far include a CNAME.
+    let mut owners: HashMap<String, bool> = HashMap::new();
     let Some(items) = seq(ctx, "dns.records", node) else {
         return out;
     };
@@ -238,13 +241,11 @@ fn decode_records(ctx: &mut Ctx, node: &Node, domain: Option<&str>) -> Vec<DnsRe
         let (Some(name), Some(data)) = (name, data) else {
             continue;
         };
-        let owner = owner_key(&name, domain);
-        let same_name = |r: &&DnsRecord| owner_key(&r.name, domain) == owner;
         let is_cname = matches!(data, DnsRecordData::Cname(_));
-        if out
-            .iter()
-            .filter(same_name)
-            .any(|r| is_cname || matches!(r.data, DnsRecordData::Cname(_)))
+        let owner = owner_key(&name, domain);
+        if owners
+            .get(&owner)
+            .is_some_and(|has_cname| is_cname || *has_cname)
         {
             ctx.error(
                 &key,
@@ -256,6 +257,7 @@ fn decode_records(ctx: &mut Ctx, node: &Node, domain: Option<&str>) -> Vec<DnsRe
             );
             continue;
         }
+        *owners.entry(owner).or_default() |= is_cname;
         out.push(DnsRecord { name, data });
     }
     out
