@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
 
 use crate::fs::FileIdentity;
-use crate::proto::BlockSource;
+use crate::proto::{BlockSource, lend_from};
 
 /// How long an unused entry stays in memory.
 const IDLE_EVICTION: Duration = Duration::from_secs(60);
@@ -51,6 +51,14 @@ impl BlockSource for Source {
             },
             Source::Memory(bytes) => read_memory(bytes, offset, buf),
             Source::File(file, len) => read_file(file, *len, offset, buf),
+        }
+    }
+
+    fn lend(&self, offset: u64, len: usize) -> Option<&[u8]> {
+        match self {
+            Source::Memory(bytes) => lend_from(bytes, offset, len),
+            Source::Loading { cell, .. } => lend_from(cell.get()?, offset, len),
+            Source::File(..) => None,
         }
     }
 }
@@ -310,6 +318,27 @@ mod tests {
             "the file source reads the same"
         );
         assert_eq!(&buf[..5], b"image");
+    }
+
+    #[tokio::test]
+    async fn blocks_are_lent_from_memory_and_copied_from_a_file() {
+        let file = temp_file(b"kernel image");
+        let cache = FileCache::new(1024);
+        let now = Instant::now();
+        let open = || File::open(file.path()).unwrap();
+        let identity = identity_of(&open());
+        let loading = cache.source(identity, open(), 12, now);
+        loaded(&cache, identity).await;
+        let memory = cache.source(identity, open(), 12, now);
+        assert_eq!(memory.lend(7, 5), Some(&b"image"[..]));
+        assert_eq!(memory.lend(7, 6), None, "past the end");
+        assert_eq!(
+            loading.lend(0, 6),
+            Some(&b"kernel"[..]),
+            "a transfer that started during the load borrows once it is done"
+        );
+        let over_budget = FileCache::new(4).source(identity, open(), 12, now);
+        assert_eq!(over_budget.lend(0, 6), None);
     }
 
     #[tokio::test]

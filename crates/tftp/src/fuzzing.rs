@@ -70,7 +70,7 @@ pub fn read(data: &[u8]) {
     let drain = |transfer: &mut ReadTransfer, now: Instant, buf: &mut Vec<u8>| {
         for _ in 0..MAX_TRANSMITS_PER_STEP {
             match transfer.poll_transmit(now, &source, buf) {
-                Some(transmit) => check_transmit(transmit.to, transmit.len),
+                Some(transmit) => check_transmit(transmit.to, transmit.datagram_len()),
                 None => return,
             }
         }
@@ -141,7 +141,7 @@ pub fn write(data: &[u8]) {
     let drain = |transfer: &mut WriteTransfer, now: Instant, buf: &mut Vec<u8>| {
         for _ in 0..MAX_TRANSMITS_PER_STEP {
             match transfer.poll_transmit(now, buf) {
-                Some(transmit) => check_transmit(transmit.to, transmit.len),
+                Some(transmit) => check_transmit(transmit.to, transmit.datagram_len()),
                 None => return,
             }
         }

@@ -9,6 +9,7 @@
 //! decisions.
 
 use std::collections::{HashMap, HashSet};
+use std::io::IoSlice;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -631,21 +632,39 @@ enum Transport {
 
 impl Transport {
     async fn send(&self, packet: &[u8], to: SocketAddr) -> std::io::Result<usize> {
+        self.send_vectored(&[IoSlice::new(packet)], to).await
+    }
+
+    async fn send_vectored(&self, parts: &[IoSlice<'_>], to: SocketAddr) -> std::io::Result<usize> {
         match self {
-            Transport::Own(endpoint) => endpoint.send_to(packet, to).await,
+            Transport::Own(endpoint) => endpoint.send_vectored_to(parts, to).await,
             Transport::Shared {
                 endpoint,
                 local_ip,
                 ifindex,
                 ..
-            } => endpoint.send_from(packet, to, *local_ip, *ifindex).await,
+            } => {
+                endpoint
+                    .send_vectored_from(parts, to, *local_ip, *ifindex)
+                    .await
+            }
         }
     }
 
-    /// Sends what the core asked for; a failed send is only logged, since the core's
-    /// retransmission timer covers a datagram that never left.
-    async fn send_transmit(&self, buf: &[u8], transmit: &Transmit) {
-        if let Err(send_error) = self.send(&buf[..transmit.len], transmit.to).await {
+    /// Sends what the core asked for: the head in `buf`, then the block the source lent,
+    /// gathered by the kernel. A failed send is only logged, since the core's retransmission
+    /// timer covers a datagram that never left.
+    async fn send_transmit(&self, buf: &[u8], transmit: &Transmit<'_>) {
+        let parts = [
+            IoSlice::new(&buf[..transmit.len]),
+            IoSlice::new(transmit.tail),
+        ];
+        let parts = if transmit.tail.is_empty() {
+            &parts[..1]
+        } else {
+            &parts[..]
+        };
+        if let Err(send_error) = self.send_vectored(parts, transmit.to).await {
             debug!(peer = %transmit.to, error = %send_error, "send failed");
         }
     }

@@ -156,6 +156,21 @@ impl UdpEndpoint {
         self.socket.send_to(buf, to).await
     }
 
+    /// Sends one datagram gathered from `parts`, in order, with the kernel's choice of source
+    /// address: a header and a payload that lives elsewhere leave without being copied together
+    /// first.
+    pub async fn send_vectored_to(
+        &self,
+        parts: &[IoSlice<'_>],
+        to: SocketAddr,
+    ) -> io::Result<usize> {
+        self.socket
+            .async_io(Interest::WRITABLE, || {
+                send_gathered(&self.socket, parts, to)
+            })
+            .await
+    }
+
     /// Sends from the given local address (and interface), for a socket bound to a wildcard
     /// address that must answer from the address the client talked to.
     pub async fn send_from(
@@ -165,9 +180,21 @@ impl UdpEndpoint {
         from: IpAddr,
         ifindex: Option<u32>,
     ) -> io::Result<usize> {
+        self.send_vectored_from(&[IoSlice::new(buf)], to, from, ifindex)
+            .await
+    }
+
+    /// [`UdpEndpoint::send_from`] for a datagram gathered from `parts`, in order.
+    pub async fn send_vectored_from(
+        &self,
+        parts: &[IoSlice<'_>],
+        to: SocketAddr,
+        from: IpAddr,
+        ifindex: Option<u32>,
+    ) -> io::Result<usize> {
         self.socket
             .async_io(Interest::WRITABLE, || {
-                send_with_info(&self.socket, buf, to, from, ifindex)
+                send_with_info(&self.socket, parts, to, from, ifindex)
             })
             .await
     }
@@ -253,15 +280,35 @@ fn recv_with_info(socket: &tokio::net::UdpSocket, buf: &mut [u8]) -> io::Result<
     })
 }
 
+fn send_gathered(
+    socket: &tokio::net::UdpSocket,
+    iov: &[IoSlice<'_>],
+    to: SocketAddr,
+) -> io::Result<usize> {
+    let fd = socket.as_fd().as_raw_fd();
+    match to {
+        SocketAddr::V4(to) => {
+            socket::sendmsg(fd, iov, &[], MsgFlags::empty(), Some(&SockaddrIn::from(to)))
+        }
+        SocketAddr::V6(to) => socket::sendmsg(
+            fd,
+            iov,
+            &[],
+            MsgFlags::empty(),
+            Some(&SockaddrIn6::from(to)),
+        ),
+    }
+    .map_err(io::Error::from)
+}
+
 fn send_with_info(
     socket: &tokio::net::UdpSocket,
-    buf: &[u8],
+    iov: &[IoSlice<'_>],
     to: SocketAddr,
     from: IpAddr,
     ifindex: Option<u32>,
 ) -> io::Result<usize> {
     let fd = socket.as_fd().as_raw_fd();
-    let iov = [IoSlice::new(buf)];
     match (to, from) {
         (SocketAddr::V4(to), IpAddr::V4(from)) => {
             let info = libc::in_pktinfo {
@@ -274,7 +321,7 @@ fn send_with_info(
             let destination = SockaddrIn::from(to);
             socket::sendmsg(
                 fd,
-                &iov,
+                iov,
                 &[ControlMessage::Ipv4PacketInfo(&info)],
                 MsgFlags::empty(),
                 Some(&destination),
@@ -291,7 +338,7 @@ fn send_with_info(
             let destination = SockaddrIn6::from(to);
             socket::sendmsg(
                 fd,
-                &iov,
+                iov,
                 &[ControlMessage::Ipv6PacketInfo(&info)],
                 MsgFlags::empty(),
                 Some(&destination),
@@ -400,6 +447,33 @@ mod tests {
         let (n, from) = client.recv_from(&mut buf).unwrap();
         assert_eq!(&buf[..n], b"pong");
         assert_eq!(from, SocketAddr::from(([127, 0, 0, 3], port)));
+    }
+
+    #[tokio::test]
+    async fn gathered_parts_leave_as_one_datagram() {
+        let server = UdpEndpoint::bind("0.0.0.0:0".parse().unwrap()).unwrap();
+        let port = server.local_addr().unwrap().port();
+        let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = client.local_addr().unwrap();
+        let parts = [IoSlice::new(b"\x00\x03\x00\x01"), IoSlice::new(b"payload")];
+        assert_eq!(server.send_vectored_to(&parts, to).await.unwrap(), 11);
+        let from_address = "127.0.0.4".parse().unwrap();
+        assert_eq!(
+            server
+                .send_vectored_from(&parts, to, from_address, None)
+                .await
+                .unwrap(),
+            11
+        );
+        let mut buf = [0u8; 64];
+        for expected_source in [
+            SocketAddr::from(([127, 0, 0, 1], port)),
+            SocketAddr::from(([127, 0, 0, 4], port)),
+        ] {
+            let (n, from) = client.recv_from(&mut buf).unwrap();
+            assert_eq!(&buf[..n], b"\x00\x03\x00\x01payload");
+            assert_eq!(from, expected_source);
+        }
     }
 
     #[tokio::test]

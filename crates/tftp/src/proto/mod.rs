@@ -156,6 +156,12 @@ pub trait BlockSource {
     /// Reads bytes at `offset` into `buf`, filling as much of it as possible. A short read
     /// happens only at the end of the file.
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize>;
+
+    /// The `len` bytes at `offset` in place, when the source holds them in memory; `None` (the
+    /// default) makes the transfer copy them with [`BlockSource::read_at`] instead.
+    fn lend(&self, _offset: u64, _len: usize) -> Option<&[u8]> {
+        None
+    }
 }
 
 /// Where an upload goes. It receives the payload in order, after netascii decoding.
@@ -171,6 +177,10 @@ impl BlockSource for Vec<u8> {
 
     fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         self.as_slice().read_at(offset, buf)
+    }
+
+    fn lend(&self, offset: u64, len: usize) -> Option<&[u8]> {
+        lend_from(self, offset, len)
     }
 }
 
@@ -188,6 +198,16 @@ impl BlockSource for &[u8] {
         }
         Ok(n)
     }
+
+    fn lend(&self, offset: u64, len: usize) -> Option<&[u8]> {
+        lend_from(self, offset, len)
+    }
+}
+
+/// `bytes[offset..offset + len]`, or `None` when that range is not all there.
+pub(crate) fn lend_from(bytes: &[u8], offset: u64, len: usize) -> Option<&[u8]> {
+    let start = usize::try_from(offset).ok()?;
+    bytes.get(start..start.checked_add(len)?)
 }
 
 impl UploadSink for Vec<u8> {
@@ -245,14 +265,33 @@ pub struct Refusal {
     pub message: String,
 }
 
-/// One datagram to send: the bytes are `buf[..len]` of the buffer passed to `poll_transmit`.
+/// One datagram to send: `buf[..len]` of the buffer passed to `poll_transmit`, followed by
+/// `tail`.
+///
+/// `tail` holds a DATA block's payload when the [`BlockSource`] lends it in place
+/// ([`BlockSource::lend`]), so that a block served from the shared cache goes from the cache to
+/// the socket without a copy on the way; it is empty otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use]
-pub struct Transmit {
+pub struct Transmit<'a> {
     /// The destination: the peer, or a stranger being told ERROR 5.
     pub to: SocketAddr,
-    /// The length of the datagram at the front of the buffer.
+    /// The length of the datagram's head at the front of the buffer.
     pub len: usize,
+    /// The rest of the datagram, lent by the source.
+    pub tail: &'a [u8],
+}
+
+impl<'a> Transmit<'a> {
+    /// A datagram that lies wholly in the buffer.
+    fn in_buffer(to: SocketAddr, len: usize) -> Self {
+        Transmit { to, len, tail: &[] }
+    }
+
+    /// The length of the whole datagram on the wire.
+    pub fn datagram_len(&self) -> usize {
+        self.len + self.tail.len()
+    }
 }
 
 /// How a transfer ended.
@@ -333,10 +372,10 @@ impl StrangerReplies {
     }
 
     /// Writes the next queued ERROR 5 into `buf`.
-    fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Transmit> {
+    fn poll_transmit(&mut self, buf: &mut [u8]) -> Option<Transmit<'static>> {
         let to = self.queue.pop_front()?;
         let len = wire::emit_error(buf, ErrorCode::UnknownTransferId, "unknown transfer ID");
-        (len > 0).then_some(Transmit { to, len })
+        (len > 0).then(|| Transmit::in_buffer(to, len))
     }
 }
 
@@ -349,9 +388,9 @@ struct Closing {
 }
 
 impl Closing {
-    fn emit(&self, peer: SocketAddr, buf: &mut [u8]) -> Option<Transmit> {
+    fn emit(&self, peer: SocketAddr, buf: &mut [u8]) -> Option<Transmit<'static>> {
         let len = wire::emit_error(buf, self.code, &self.wire_message);
-        (len > 0).then_some(Transmit { to: peer, len })
+        (len > 0).then(|| Transmit::in_buffer(peer, len))
     }
 }
 

@@ -164,13 +164,14 @@ impl ReadTransfer {
     }
 
     /// Writes the next datagram to send into `buf` (at least `4 + blksize` bytes;
-    /// [`wire::MAX_PACKET`] is always enough). Call until it returns `None`.
-    pub fn poll_transmit(
+    /// [`wire::MAX_PACKET`] is always enough), or its head when the source lends the block in
+    /// place (see [`Transmit`]). Call until it returns `None`.
+    pub fn poll_transmit<'s>(
         &mut self,
         now: Instant,
-        source: &dyn BlockSource,
+        source: &'s dyn BlockSource,
         buf: &mut [u8],
-    ) -> Option<Transmit> {
+    ) -> Option<Transmit<'s>> {
         if let Some(transmit) = self.strangers.poll_transmit(buf) {
             return Some(transmit);
         }
@@ -190,7 +191,7 @@ impl ReadTransfer {
                     .map(|(name, value)| (name.as_str(), value.as_str()))
                     .collect();
                 match (Packet::Oack { options }).emit(buf) {
-                    Ok(len) => Some(Transmit { to: self.peer, len }),
+                    Ok(len) => Some(Transmit::in_buffer(self.peer, len)),
                     Err(error) => {
                         self.fail(
                             ErrorCode::NotDefined,
@@ -252,7 +253,7 @@ impl ReadTransfer {
     }
 
     /// Sends the final ERROR and finishes with the outcome it was queued with.
-    fn poll_closing(&mut self, buf: &mut [u8]) -> Option<Transmit> {
+    fn poll_closing(&mut self, buf: &mut [u8]) -> Option<Transmit<'static>> {
         match std::mem::replace(&mut self.state, State::Finished(Outcome::Aborted)) {
             State::Closing(closing) => {
                 let transmit = closing.emit(self.peer, buf);
@@ -309,6 +310,14 @@ impl ReadTransfer {
         self.open_window(now);
     }
 
+    /// Where block `block` (counting from 1) lies in the file: its offset and length.
+    fn block_bytes(&self, block: u64) -> (u64, usize) {
+        let offset = (block - 1) * u64::from(self.blksize);
+        let remaining = self.file_len.saturating_sub(offset);
+        let len = usize::try_from(remaining.min(u64::from(self.blksize))).unwrap_or(0);
+        (offset, len)
+    }
+
     /// Starts a window at the first unacknowledged block, a full window long (or up to the end
     /// of the file), its first block due at once.
     fn open_window(&mut self, now: Instant) {
@@ -343,12 +352,12 @@ impl ReadTransfer {
         self.gap.min(cap)
     }
 
-    fn poll_data(
+    fn poll_data<'s>(
         &mut self,
         now: Instant,
-        source: &dyn BlockSource,
+        source: &'s dyn BlockSource,
         buf: &mut [u8],
-    ) -> Option<Transmit> {
+    ) -> Option<Transmit<'s>> {
         if self.next_to_send > self.window_end {
             return None;
         }
@@ -358,10 +367,12 @@ impl ReadTransfer {
             return None;
         }
         let block = self.next_to_send;
-        let offset = (block - 1) * u64::from(self.blksize);
-        let remaining = self.file_len.saturating_sub(offset);
-        let len = usize::try_from(remaining.min(u64::from(self.blksize))).unwrap_or(0);
-        let Some(payload) = buf.get_mut(HEADER_LEN..HEADER_LEN + len) else {
+        let (offset, len) = self.block_bytes(block);
+        let lent = source
+            .lend(offset, len)
+            .filter(|tail| <[u8]>::len(tail) == len);
+        let in_buffer = if lent.is_some() { 0 } else { len };
+        let Some(payload) = buf.get_mut(HEADER_LEN..HEADER_LEN + in_buffer) else {
             self.fail(
                 ErrorCode::NotDefined,
                 "internal error",
@@ -373,6 +384,7 @@ impl ReadTransfer {
             );
             return self.poll_transmit(now, source, buf);
         };
+        // A lent block leaves `payload` empty: there is nothing to read.
         match read_exact_at(source, offset, payload) {
             Ok(()) => {}
             Err(error) => {
@@ -405,7 +417,8 @@ impl ReadTransfer {
         tracing::trace!(peer = %self.peer, block, len, "DATA");
         Some(Transmit {
             to: self.peer,
-            len: HEADER_LEN + len,
+            len: HEADER_LEN + in_buffer,
+            tail: lent.unwrap_or_default(),
         })
     }
 

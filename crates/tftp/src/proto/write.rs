@@ -207,7 +207,7 @@ impl WriteTransfer {
 
     /// Writes the next datagram to send into `buf` (516 bytes are enough; [`wire::MAX_PACKET`]
     /// always is). Call until it returns `None`.
-    pub fn poll_transmit(&mut self, _now: Instant, buf: &mut [u8]) -> Option<Transmit> {
+    pub fn poll_transmit(&mut self, _now: Instant, buf: &mut [u8]) -> Option<Transmit<'static>> {
         if let Some(transmit) = self.strangers.poll_transmit(buf) {
             return Some(transmit);
         }
@@ -223,7 +223,7 @@ impl WriteTransfer {
                         .map(|(name, value)| (name.as_str(), value.as_str()))
                         .collect();
                     return match (Packet::Oack { options }).emit(buf) {
-                        Ok(len) => Some(Transmit { to: self.peer, len }),
+                        Ok(len) => Some(Transmit::in_buffer(self.peer, len)),
                         Err(error) => {
                             let message = format!("cannot emit OACK: {error}");
                             self.fail(ErrorCode::NotDefined, "internal error", message);
@@ -235,7 +235,7 @@ impl WriteTransfer {
                 self.unacked_blocks = 0;
                 self.stats.acks_sent += 1;
                 tracing::trace!(peer = %self.peer, block = self.received, "ACK");
-                Some(Transmit { to: self.peer, len })
+                Some(Transmit::in_buffer(self.peer, len))
             }
             State::Closing(_) => self.poll_closing(buf),
             State::Receiving | State::Dallying | State::Committing | State::Finished(_) => None,
@@ -395,7 +395,7 @@ impl WriteTransfer {
     }
 
     /// Sends the final ERROR and finishes with the outcome it was queued with.
-    fn poll_closing(&mut self, buf: &mut [u8]) -> Option<Transmit> {
+    fn poll_closing(&mut self, buf: &mut [u8]) -> Option<Transmit<'static>> {
         match std::mem::replace(&mut self.state, State::Finished(Outcome::Aborted)) {
             State::Closing(closing) => {
                 let transmit = closing.emit(self.peer, buf);

@@ -7,8 +7,8 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use crate::proto::{
-    BlockSource, Negotiated, Outcome, ReadTransfer, Settings, WriteTransfer, negotiate_read,
-    negotiate_write,
+    BlockSource, Negotiated, Outcome, ReadTransfer, Settings, Transmit, WriteTransfer,
+    negotiate_read, negotiate_write,
 };
 use crate::wire::{self, ErrorCode, Mode, Packet, Request, RequestOption};
 
@@ -141,6 +141,13 @@ pub(super) fn summarize(bytes: &[u8]) -> Pkt {
     }
 }
 
+/// The whole datagram a transmit describes: its head in `buf`, then the lent tail.
+pub(super) fn datagram(buf: &[u8], transmit: &Transmit<'_>) -> Vec<u8> {
+    let mut bytes = buf[..transmit.len].to_vec();
+    bytes.extend_from_slice(transmit.tail);
+    bytes
+}
+
 /// Everything a read transfer sends right now, summarized.
 pub(super) fn drain_read(
     transfer: &mut ReadTransfer,
@@ -150,7 +157,7 @@ pub(super) fn drain_read(
     let mut buf = vec![0_u8; wire::MAX_PACKET];
     let mut out = Vec::new();
     while let Some(transmit) = transfer.poll_transmit(now, source, &mut buf) {
-        out.push((transmit.to, summarize(&buf[..transmit.len])));
+        out.push((transmit.to, summarize(&datagram(&buf, &transmit))));
         assert!(out.len() < 1_000_000, "poll_transmit never returns None");
     }
     out
@@ -161,7 +168,7 @@ pub(super) fn drain_write(transfer: &mut WriteTransfer, now: Instant) -> Vec<(So
     let mut buf = vec![0_u8; wire::MAX_PACKET];
     let mut out = Vec::new();
     while let Some(transmit) = transfer.poll_transmit(now, &mut buf) {
-        out.push((transmit.to, summarize(&buf[..transmit.len])));
+        out.push((transmit.to, summarize(&datagram(&buf, &transmit))));
         assert!(out.len() < 1_000_000, "poll_transmit never returns None");
     }
     out
@@ -311,7 +318,7 @@ impl Server {
         }
     }
 
-    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<crate::proto::Transmit> {
+    fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<Transmit<'_>> {
         match self {
             Server::Read { transfer, source } => transfer.poll_transmit(now, source, buf),
             Server::Write { transfer, .. } => transfer.poll_transmit(now, buf),
@@ -803,9 +810,12 @@ impl Pair {
     /// Does everything that can happen at the current time. Returns whether anything did.
     pub(super) fn step(&mut self) -> bool {
         let mut progressed = false;
-        while let Some(transmit) = self.server.poll_transmit(self.now, &mut self.buf) {
-            let bytes = self.buf[..transmit.len].to_vec();
-            self.send(Dir::ToClient, SERVER, transmit.to, bytes);
+        while let Some((to, bytes)) = self
+            .server
+            .poll_transmit(self.now, &mut self.buf)
+            .map(|transmit| (transmit.to, datagram(&self.buf, &transmit)))
+        {
+            self.send(Dir::ToClient, SERVER, to, bytes);
             progressed = true;
         }
         if let Server::Write {

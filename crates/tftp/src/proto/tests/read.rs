@@ -714,10 +714,99 @@ fn short_reads_from_the_source_are_retried_until_the_block_is_full() {
     assert_eq!(&buf[4..516], &file(700)[..512]);
 }
 
+/// A source that holds its bytes in memory but never lends them, so every block is copied.
+struct CopiedSource(Vec<u8>);
+
+impl BlockSource for CopiedSource {
+    fn len(&self) -> u64 {
+        self.0.len() as u64
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read_at(offset, buf)
+    }
+}
+
+/// A source that lends one byte too few: a broken lender must not shorten a block.
+struct ShortLender(Vec<u8>);
+
+impl BlockSource for ShortLender {
+    fn len(&self) -> u64 {
+        self.0.len() as u64
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+        self.0.read_at(offset, buf)
+    }
+
+    fn lend(&self, offset: u64, len: usize) -> Option<&[u8]> {
+        let start = usize::try_from(offset).ok()?;
+        self.0.get(start..start + len.checked_sub(1)?)
+    }
+}
+
+#[test]
+fn a_lent_block_leaves_only_the_header_in_the_buffer() {
+    let origin = super::harness::origin();
+    let source = file(1300);
+    let mut transfer = ReadTransfer::new(CLIENT, &plain(512, 8), 1300, origin);
+    // Four bytes are enough when the source lends: the payload never passes through `buf`.
+    let mut buf = vec![0xAA; 4];
+    let mut blocks = Vec::new();
+    while let Some(transmit) = transfer.poll_transmit(origin, &source, &mut buf) {
+        assert_eq!(transmit.len, 4);
+        assert_eq!(transmit.datagram_len(), 4 + transmit.tail.len());
+        blocks.push(super::harness::datagram(&buf, &transmit));
+    }
+    let offsets_and_lens = [(0, 512), (512, 512), (1024, 276)];
+    assert_eq!(blocks.len(), offsets_and_lens.len());
+    for (index, (bytes, (offset, len))) in blocks.iter().zip(offsets_and_lens).enumerate() {
+        let block = u16::try_from(index + 1).unwrap();
+        assert_eq!(bytes[..4], [0, 3, 0, block as u8], "block {block} header");
+        assert_eq!(&bytes[4..], &source[offset..offset + len], "block {block}");
+    }
+}
+
+#[test]
+fn lent_and_copied_blocks_are_the_same_datagrams() {
+    for (file_len, blksize, windowsize) in
+        [(0, 512, 1), (512, 512, 1), (5000, 512, 4), (3000, 1468, 2)]
+    {
+        let bytes = file(file_len);
+        let lent = run_to_completion(&bytes, blksize, windowsize);
+        let copied = run_to_completion(&CopiedSource(bytes.clone()), blksize, windowsize);
+        let short = run_to_completion(&ShortLender(bytes.clone()), blksize, windowsize);
+        assert_eq!(lent, copied, "{file_len} bytes at blksize {blksize}");
+        assert_eq!(short, copied, "a short loan is copied instead");
+    }
+}
+
+/// Every datagram a lock-step or windowed read sends when each window is ACKed at once.
+fn run_to_completion(source: &dyn BlockSource, blksize: u16, windowsize: u16) -> Vec<Vec<u8>> {
+    let origin = super::harness::origin();
+    let mut transfer = ReadTransfer::new(CLIENT, &plain(blksize, windowsize), source.len(), origin);
+    let mut buf = vec![0; crate::wire::MAX_PACKET];
+    let mut sent = Vec::new();
+    while transfer.outcome().is_none() {
+        let mut last_block = None;
+        while let Some(transmit) = transfer.poll_transmit(origin, source, &mut buf) {
+            let datagram = super::harness::datagram(&buf, &transmit);
+            last_block = Some(u16::from_be_bytes([datagram[2], datagram[3]]));
+            sent.push(datagram);
+            assert!(sent.len() < 10_000, "the transfer never ends");
+        }
+        if let Some(block) = last_block {
+            transfer.handle_datagram(origin, CLIENT, &ack(block));
+        }
+    }
+    assert_eq!(transfer.outcome(), Some(&Outcome::Completed));
+    sent
+}
+
 #[test]
 fn a_transmit_buffer_too_small_fails_without_panicking() {
     let origin = super::harness::origin();
-    let source = file(2000);
+    let source = CopiedSource(file(2000));
     let mut transfer = ReadTransfer::new(CLIENT, &plain(1024, 1), 2000, origin);
     let mut buf = vec![0; 600];
     let transmit = transfer.poll_transmit(origin, &source, &mut buf).unwrap();
