@@ -417,6 +417,12 @@ fn windowed_transfer_survives_a_lossy_link_without_resending_windows_over_and_ov
         &format!("  listen: [\"{server}\"]\n"),
     );
     add_loss(&net.client, &net.client_if, LOSS_PERCENT as u32);
+    // The server sends a window as one segmented datagram (UDP GSO), which a veth carries
+    // whole to the other end, where the loss rule would drop the whole window at once. On a
+    // wire the NIC cuts it first and loss strikes single datagrams: have the kernel cut it
+    // before the veth, as for a NIC without segmentation offload.
+    net.server
+        .ip(&["link", "set", "dev", &net.server_if, "gso_max_segs", "1"]);
     let downloads = tempfile::tempdir().unwrap();
 
     let out = downloads.path().join("big.img");
@@ -606,4 +612,57 @@ fn data_packets_fill_the_mtu_and_leave_without_the_dont_fragment_bit() {
             assert!(!text.contains("frag"), "DATA was fragmented:\n{text}");
         }
     }
+}
+
+/// A window leaves as one segmented send (UDP GSO) cut at the block size. A route whose MTU is
+/// below the interface's (the blksize cap reads the interface) makes the kernel refuse such a
+/// send; the blocks must then go one by one (fragmented, since DF is clear), at once and not
+/// after a retransmission timeout per window.
+#[test]
+fn a_window_the_route_cannot_segment_is_sent_block_by_block_without_waiting() {
+    let net = VethPair::new("gso", 1500);
+    net.add_server_addr("10.99.5.1/24");
+    net.add_client_addr("10.99.5.10/24");
+    net.server.ip(&[
+        "route",
+        "replace",
+        "10.99.5.0/24",
+        "dev",
+        &net.server_if,
+        "src",
+        "10.99.5.1",
+        "mtu",
+        "1300",
+    ]);
+    let server = addr("10.99.5.1:69");
+    let fixture = Fixture::new();
+    let source = fixture.write("boot.img", &pattern(2 * 1024 * 1024 + 11, 51));
+    let daemon = fixture.start_in(
+        &net.server.exec_prefix(),
+        &format!("  listen: [\"{server}\"]\n"),
+    );
+    let downloads = tempfile::tempdir().unwrap();
+    let out = downloads.path().join("boot.img");
+    let started = Instant::now();
+    atftp_get(
+        &net.client,
+        server,
+        "boot.img",
+        &out,
+        &[("blksize", 1468), ("windowsize", 16)],
+        false,
+        CLIENT_DEADLINE,
+    );
+    let took = started.elapsed();
+    assert_same(&source, &out);
+    let line = transfer_line(&daemon, "boot.img");
+    assert_eq!(number(&line, "blksize"), 1468, "{line}");
+    assert_eq!(number(&line, "windowsize"), 16, "{line}");
+    // 1429 blocks in 90 windows: a refused send that was not redone at once would cost a
+    // 1 s timeout (and a resent window) for every one of them.
+    assert_eq!(number(&line, "retransmitted"), 0, "{line}");
+    assert!(
+        took < Duration::from_secs(20),
+        "2 MiB took {took:?}: {line}"
+    );
 }

@@ -8,6 +8,7 @@ pub mod fs;
 pub mod fuzzing;
 pub mod netascii;
 pub mod proto;
+mod segments;
 mod server;
 pub mod wire;
 

@@ -32,6 +32,7 @@ use crate::proto::{
     BlockSource, DEFAULT_RECEIVE_BUFFER_BUDGET, Negotiated, Outcome, ReadTransfer, Settings, Stats,
     Transmit, UploadSink, WriteTransfer, negotiate_read, negotiate_write,
 };
+use crate::segments::{MAX_SEGMENTS, Segments};
 use crate::wire::{self, ErrorCode, MAX_BLKSIZE, MAX_PACKET, Mode, Packet, Request};
 
 /// Netascii files are converted in memory; larger ones are refused rather than buffered.
@@ -651,6 +652,48 @@ impl Transport {
         }
     }
 
+    /// Sends the gathered blocks with one segmented `sendmsg` while the kernel takes them
+    /// (`gso` turns false for good when it does not), else one by one. Failures are only
+    /// logged, as in [`Transport::send_transmit`].
+    async fn send_segments(&self, segments: &Segments<'_>, gso: &mut bool) {
+        let Some(to) = segments.to() else {
+            return;
+        };
+        if *gso && segments.len() > 1 {
+            let mut slices = [IoSlice::new(&[]); 2 * MAX_SEGMENTS];
+            let parts = segments.io_slices(&mut slices);
+            let source = match self {
+                Transport::Own(_) => None,
+                Transport::Shared {
+                    local_ip, ifindex, ..
+                } => Some((*local_ip, *ifindex)),
+            };
+            let endpoint = match self {
+                Transport::Own(endpoint) => endpoint,
+                Transport::Shared { endpoint, .. } => endpoint,
+            };
+            match endpoint
+                .send_segmented(parts, segments.segment_len(), to, source)
+                .await
+            {
+                Ok(_) => return,
+                Err(error) if error.kind() == std::io::ErrorKind::Unsupported => {
+                    debug!(peer = %to, %error, "segmented send unsupported; sending blocks one by one");
+                    *gso = false;
+                }
+                Err(error) => {
+                    debug!(peer = %to, %error, "send failed");
+                    return;
+                }
+            }
+        }
+        for index in 0..segments.len() {
+            if let Err(send_error) = self.send_vectored(&segments.datagram(index), to).await {
+                debug!(peer = %to, error = %send_error, "send failed");
+            }
+        }
+    }
+
     /// Sends what the core asked for: the head in `buf`, then the block the source lent,
     /// gathered by the kernel. A failed send is only logged, since the core's retransmission
     /// timer covers a datagram that never left.
@@ -827,10 +870,23 @@ impl Job {
         // One cancellation waiter for the whole transfer, not one registered per packet.
         let cancelled = self.shutdown.cancelled();
         tokio::pin!(cancelled);
+        let mut segments = Segments::new();
+        let mut gso = true;
         loop {
+            // Blocks polled out together leave together: one segmented send per window.
             while let Some(transmit) = transfer.poll_transmit(now(), &source, &mut send_buf) {
-                transport.send_transmit(&send_buf, &transmit).await;
+                let head = &send_buf[..transmit.len];
+                if segments.push(head, &transmit) {
+                    continue;
+                }
+                transport.send_segments(&segments, &mut gso).await;
+                segments.clear();
+                if !segments.push(head, &transmit) {
+                    transport.send_transmit(&send_buf, &transmit).await;
+                }
             }
+            transport.send_segments(&segments, &mut gso).await;
+            segments.clear();
             if transfer.outcome().is_some() {
                 break;
             }

@@ -6,7 +6,7 @@
 
 #![allow(clippy::expect_used, clippy::unwrap_used, reason = "tests fail loudly")]
 
-use std::io::ErrorKind;
+use std::io::{ErrorKind, IoSlice};
 use std::net::UdpSocket;
 use std::os::fd::AsRawFd;
 
@@ -102,6 +102,61 @@ fn the_cost_model_is_not_far_from_what_the_kernel_charges() {
             kept <= window + slack,
             "the kernel kept {kept} of {}-byte datagrams; the model grants only {window}",
             payload
+        );
+    }
+}
+
+/// How many of `count` datagrams of `payload` bytes a socket that reads nothing keeps when
+/// they arrive as the server sends a window: gathered into segmented sends (UDP GSO) of at
+/// most 64 datagrams and 65,507 bytes, which the receiving kernel cuts apart.
+fn queued_segmented(payload: usize, count: usize) -> usize {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let receiver = UdpSocket::bind("127.0.0.1:0").unwrap();
+        assert_eq!(set_rcvbuf(&receiver, 106_496), DEFAULT_RCVBUF);
+        let to = receiver.local_addr().unwrap();
+        let datagram = vec![0x5a; payload];
+        let per_send = (65_507 / payload).clamp(1, 64);
+        let mut left = count;
+        while left > 0 {
+            let batch = left.min(per_send);
+            let sender = kindling_udp::UdpEndpoint::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+            let parts: Vec<IoSlice<'_>> = (0..batch).map(|_| IoSlice::new(&datagram)).collect();
+            let sent = sender
+                .send_segmented(&parts, u16::try_from(payload).unwrap(), to, None)
+                .await
+                .unwrap();
+            assert_eq!(sent, batch * payload);
+            left -= batch;
+        }
+        receiver.set_nonblocking(true).unwrap();
+        let mut buf = vec![0; 65_536];
+        let mut received = 0;
+        loop {
+            match receiver.recv(&mut buf) {
+                Ok(len) => {
+                    assert_eq!(len, payload, "the kernel cut the batch at the segment size");
+                    received += 1;
+                }
+                Err(error) if error.kind() == ErrorKind::WouldBlock => return received,
+                Err(error) => panic!("recv: {error}"),
+            }
+        }
+    })
+}
+
+#[test]
+fn a_granted_window_sent_in_segmented_batches_fits_a_default_receive_buffer() {
+    for blksize in [8u16, 512, 1428, 1468, 4096, 8192, 16384, 32768] {
+        let window = DEFAULT_RECEIVE_BUFFER_BUDGET / datagram_memory_cost(blksize) + 1;
+        let payload = usize::from(blksize) + 4;
+        assert_eq!(
+            queued_segmented(payload, window),
+            window,
+            "a segmented window of {window} x {blksize}-byte blocks overflowed a {DEFAULT_RCVBUF}-byte buffer"
         );
     }
 }
