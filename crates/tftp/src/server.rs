@@ -662,15 +662,14 @@ impl Transport {
         if *gso && segments.len() > 1 {
             let mut slices = [IoSlice::new(&[]); 2 * MAX_SEGMENTS];
             let parts = segments.io_slices(&mut slices);
-            let source = match self {
-                Transport::Own(_) => None,
+            let (endpoint, source) = match self {
+                Transport::Own(endpoint) => (endpoint, None),
                 Transport::Shared {
-                    local_ip, ifindex, ..
-                } => Some((*local_ip, *ifindex)),
-            };
-            let endpoint = match self {
-                Transport::Own(endpoint) => endpoint,
-                Transport::Shared { endpoint, .. } => endpoint,
+                    endpoint,
+                    local_ip,
+                    ifindex,
+                    ..
+                } => (&**endpoint, Some((*local_ip, *ifindex))),
             };
             match endpoint
                 .send_segmented(parts, segments.segment_len(), to, source)
