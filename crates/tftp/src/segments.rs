@@ -28,6 +28,8 @@ pub(crate) struct Segments<'s> {
     headers: [[u8; HEADER_LEN]; MAX_SEGMENTS],
     blocks: [&'s [u8]; MAX_SEGMENTS],
     count: usize,
+    /// The bytes gathered so far, every head and block.
+    bytes: usize,
     /// The size of every datagram but possibly the last.
     segment_len: usize,
     /// A shorter datagram was added: it must be the last.
@@ -41,6 +43,7 @@ impl<'s> Segments<'s> {
             headers: [[0; HEADER_LEN]; MAX_SEGMENTS],
             blocks: [&[]; MAX_SEGMENTS],
             count: 0,
+            bytes: 0,
             segment_len: 0,
             closed: false,
         }
@@ -63,7 +66,7 @@ impl<'s> Segments<'s> {
             self.segment_len = len;
         } else if self.to != Some(transmit.to)
             || len > self.segment_len
-            || self.bytes() + len > MAX_BYTES
+            || self.bytes + len > MAX_BYTES
         {
             return false;
         }
@@ -71,6 +74,7 @@ impl<'s> Segments<'s> {
         self.headers[self.count] = header;
         self.blocks[self.count] = transmit.tail;
         self.count += 1;
+        self.bytes += len;
         true
     }
 
@@ -87,13 +91,6 @@ impl<'s> Segments<'s> {
     /// The size the kernel cuts the batch at.
     pub(crate) fn segment_len(&self) -> u16 {
         u16::try_from(self.segment_len).unwrap_or(u16::MAX)
-    }
-
-    fn bytes(&self) -> usize {
-        self.blocks[..self.count]
-            .iter()
-            .map(|block| HEADER_LEN + block.len())
-            .sum()
     }
 
     /// Every datagram end to end, as `sendmsg` gathers them: head, block, head, block...
@@ -126,6 +123,7 @@ impl<'s> Segments<'s> {
     pub(crate) fn clear(&mut self) {
         self.to = None;
         self.count = 0;
+        self.bytes = 0;
         self.segment_len = 0;
         self.closed = false;
     }

@@ -637,18 +637,20 @@ impl Transport {
     }
 
     async fn send_vectored(&self, parts: &[IoSlice<'_>], to: SocketAddr) -> std::io::Result<usize> {
+        let (endpoint, from) = self.sender();
+        endpoint.send_vectored(parts, to, from).await
+    }
+
+    /// The socket to send on, and the source address to send from when it is shared.
+    fn sender(&self) -> (&UdpEndpoint, Option<(IpAddr, Option<u32>)>) {
         match self {
-            Transport::Own(endpoint) => endpoint.send_vectored_to(parts, to).await,
+            Transport::Own(endpoint) => (endpoint, None),
             Transport::Shared {
                 endpoint,
                 local_ip,
                 ifindex,
                 ..
-            } => {
-                endpoint
-                    .send_vectored_from(parts, to, *local_ip, *ifindex)
-                    .await
-            }
+            } => (endpoint, Some((*local_ip, *ifindex))),
         }
     }
 
@@ -662,15 +664,7 @@ impl Transport {
         if *gso && segments.len() > 1 {
             let mut slices = [IoSlice::new(&[]); 2 * MAX_SEGMENTS];
             let parts = segments.io_slices(&mut slices);
-            let (endpoint, source) = match self {
-                Transport::Own(endpoint) => (endpoint, None),
-                Transport::Shared {
-                    endpoint,
-                    local_ip,
-                    ifindex,
-                    ..
-                } => (&**endpoint, Some((*local_ip, *ifindex))),
-            };
+            let (endpoint, source) = self.sender();
             match endpoint
                 .send_segmented(parts, segments.segment_len(), to, source)
                 .await

@@ -156,19 +156,17 @@ impl UdpEndpoint {
         self.socket.send_to(buf, to).await
     }
 
-    /// Sends one datagram gathered from `parts`, in order, with the kernel's choice of source
-    /// address: a header and a payload that lives elsewhere leave without being copied together
-    /// first.
-    pub async fn send_vectored_to(
+    /// Sends one datagram gathered from `parts`, in order: a header and a payload that lives
+    /// elsewhere leave without being copied together first. `from` sends from that address
+    /// (and interface), as [`UdpEndpoint::send_from`] does; `None` leaves the source to the
+    /// kernel.
+    pub async fn send_vectored(
         &self,
         parts: &[IoSlice<'_>],
         to: SocketAddr,
+        from: Option<(IpAddr, Option<u32>)>,
     ) -> io::Result<usize> {
-        self.socket
-            .async_io(Interest::WRITABLE, || {
-                send_message(&self.socket, parts, to, None, None)
-            })
-            .await
+        self.send_parts(parts, to, from, None).await
     }
 
     /// Sends from the given local address (and interface), for a socket bound to a wildcard
@@ -180,23 +178,7 @@ impl UdpEndpoint {
         from: IpAddr,
         ifindex: Option<u32>,
     ) -> io::Result<usize> {
-        self.send_vectored_from(&[IoSlice::new(buf)], to, from, ifindex)
-            .await
-    }
-
-    /// [`UdpEndpoint::send_from`] for a datagram gathered from `parts`, in order.
-    pub async fn send_vectored_from(
-        &self,
-        parts: &[IoSlice<'_>],
-        to: SocketAddr,
-        from: IpAddr,
-        ifindex: Option<u32>,
-    ) -> io::Result<usize> {
-        let source = SourceAddress { ip: from, ifindex };
-        self.socket
-            .async_io(Interest::WRITABLE, || {
-                send_message(&self.socket, parts, to, Some(source), None)
-            })
+        self.send_parts(&[IoSlice::new(buf)], to, Some((from, ifindex)), None)
             .await
     }
 
@@ -216,11 +198,7 @@ impl UdpEndpoint {
         to: SocketAddr,
         from: Option<(IpAddr, Option<u32>)>,
     ) -> io::Result<usize> {
-        let source = from.map(|(ip, ifindex)| SourceAddress { ip, ifindex });
-        self.socket
-            .async_io(Interest::WRITABLE, || {
-                send_message(&self.socket, parts, to, source, Some(segment_size))
-            })
+        self.send_parts(parts, to, from, Some(segment_size))
             .await
             .map_err(|error| match error.raw_os_error() {
                 // EIO: no segmentation on this route (e.g. IPsec); EMSGSIZE (EINVAL before
@@ -232,6 +210,22 @@ impl UdpEndpoint {
                 }
                 _ => error,
             })
+    }
+
+    /// One `sendmsg` once the socket is writable; see [`send_message`].
+    async fn send_parts(
+        &self,
+        parts: &[IoSlice<'_>],
+        to: SocketAddr,
+        from: Option<(IpAddr, Option<u32>)>,
+        segment_size: Option<u16>,
+    ) -> io::Result<usize> {
+        let source = from.map(|(ip, ifindex)| SourceAddress { ip, ifindex });
+        self.socket
+            .async_io(Interest::WRITABLE, || {
+                send_message(&self.socket, parts, to, source, segment_size)
+            })
+            .await
     }
 }
 
@@ -505,11 +499,11 @@ mod tests {
         let client = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
         let to = client.local_addr().unwrap();
         let parts = [IoSlice::new(b"\x00\x03\x00\x01"), IoSlice::new(b"payload")];
-        assert_eq!(server.send_vectored_to(&parts, to).await.unwrap(), 11);
+        assert_eq!(server.send_vectored(&parts, to, None).await.unwrap(), 11);
         let from_address = "127.0.0.4".parse().unwrap();
         assert_eq!(
             server
-                .send_vectored_from(&parts, to, from_address, None)
+                .send_vectored(&parts, to, Some((from_address, None)))
                 .await
                 .unwrap(),
             11
