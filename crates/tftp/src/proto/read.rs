@@ -252,6 +252,18 @@ impl ReadTransfer {
         self.peer
     }
 
+    /// Where the next block never sent before lies in the file (offset and length), while
+    /// the transfer is running and has one left: what the peer's next ACK will ask for. The
+    /// shell can bring those bytes close to the CPU while it waits, as a server reading ahead
+    /// does, so that the send after the ACK does not start with a cold copy.
+    pub fn upcoming(&self) -> Option<(u64, usize)> {
+        if !matches!(self.state, State::AwaitingOackAck | State::Sending) {
+            return None;
+        }
+        let block = self.highest_sent + 1;
+        (block <= self.last_block).then(|| self.block_bytes(block))
+    }
+
     /// Sends the final ERROR and finishes with the outcome it was queued with.
     fn poll_closing(&mut self, buf: &mut [u8]) -> Option<Transmit<'static>> {
         match std::mem::replace(&mut self.state, State::Finished(Outcome::Aborted)) {

@@ -262,6 +262,34 @@ fn rfc7440_read_sends_a_full_window_then_waits() {
 }
 
 #[test]
+fn upcoming_names_the_block_after_the_highest_sent() {
+    let mut script = ReadScript::new(file(1000), &plain(512, 1));
+    assert_eq!(script.transfer.upcoming(), Some((0, 512)), "before DATA 1");
+    assert_eq!(script.poll(), vec![d(1, 512)]);
+    assert_eq!(script.transfer.upcoming(), Some((512, 488)));
+    script.recv(&ack(1));
+    assert_eq!(script.poll(), vec![d(2, 488)]);
+    assert_eq!(script.transfer.upcoming(), None, "the final block is out");
+    script.recv(&ack(2));
+    assert_eq!(script.transfer.upcoming(), None, "finished");
+
+    let mut script = ReadScript::new(file(10 * 8), &windowed(8, 4));
+    assert_eq!(script.poll().len(), 4);
+    assert_eq!(
+        script.transfer.upcoming(),
+        Some((32, 8)),
+        "the next window's first block"
+    );
+    script.recv(&ack(2));
+    // Going back resends blocks already sent (the rest of the window is paced): the first
+    // new block is still 5.
+    assert_eq!(script.poll(), vec![d(3, 8)]);
+    assert_eq!(script.transfer.upcoming(), Some((32, 8)));
+    script.transfer.abort(ErrorCode::NotDefined, "stop");
+    assert_eq!(script.transfer.upcoming(), None, "aborted");
+}
+
+#[test]
 fn rfc7440_partial_ack_goes_back_n_once_per_distinct_ack() {
     let mut script = ReadScript::new(file(100 * 8), &windowed(8, 8));
     assert_eq!(script.poll().len(), 8);
