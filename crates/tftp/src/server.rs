@@ -719,6 +719,32 @@ impl Transport {
         }
     }
 
+    /// The next datagram for this transfer if one is already queued: its length and its
+    /// source. Like [`Transport::recv`], it drops an oversize datagram.
+    fn try_recv(&mut self, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
+        match self {
+            Transport::Own(endpoint) => loop {
+                match endpoint.try_recv_from(buf) {
+                    Ok((len, source)) if len >= buf.len() => {
+                        debug!(peer = %source, "oversize datagram dropped");
+                    }
+                    Ok(received) => return Some(received),
+                    Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => return None,
+                    Err(recv_error) => {
+                        debug!(error = %recv_error, "tftp transfer receive error");
+                        return None;
+                    }
+                }
+            },
+            Transport::Shared { inbox, peer, .. } => {
+                let datagram = inbox.try_recv().ok()?;
+                let len = datagram.len().min(buf.len());
+                buf[..len].copy_from_slice(&datagram[..len]);
+                Some((len, *peer))
+            }
+        }
+    }
+
     /// Receives the next datagram for this transfer: its length and its source.
     async fn recv(&mut self, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
         match self {
@@ -896,6 +922,24 @@ impl Job {
             segments.clear();
             if transfer.outcome().is_some() {
                 break;
+            }
+            // The answer is often queued already (always, when the peer shares this CPU): take
+            // it at once, and do here what the wait below would have done too. Only a transfer
+            // about to wait warms its next block; one that goes straight on would pay for the
+            // warming on top of the copy.
+            if let Some((len, from)) = transport.try_recv(&mut recv_buf) {
+                let now = now();
+                transfer.handle_datagram(now, from, &recv_buf[..len]);
+                // Datagrams that never stop (a flood) must not hold off a retransmission.
+                transfer.handle_timeout(now);
+                if !shutting_down && self.shutdown.is_cancelled() {
+                    shutting_down = true;
+                    transfer.abort(ErrorCode::NotDefined, "server shutting down");
+                }
+                // The wait is where other tasks get their turn; a transfer whose answers are
+                // always queued still yields when its budget is spent.
+                tokio::task::consume_budget().await;
+                continue;
             }
             if let Some((offset, len)) = transfer.upcoming() {
                 warm(source.lend(offset, len).unwrap_or_default());
