@@ -591,6 +591,23 @@ fn printable(bytes: &[u8]) -> String {
     text.escape_debug().to_string()
 }
 
+/// Runs `inner`, calling `before_wait` the first time it has to wait (returns pending), if
+/// ever.
+async fn before_first_wait<F: Future>(inner: F, before_wait: impl FnOnce()) -> F::Output {
+    let mut inner = std::pin::pin!(inner);
+    let mut before_wait = Some(before_wait);
+    std::future::poll_fn(|cx| {
+        let poll = inner.as_mut().poll(cx);
+        if poll.is_pending()
+            && let Some(before_wait) = before_wait.take()
+        {
+            before_wait();
+        }
+        poll
+    })
+    .await
+}
+
 /// Reads one byte of every cache line of `bytes`, so that they are in the CPU cache when the
 /// send that copies them comes. A lock-step block leaves only after the peer's ACK; warming it
 /// while that round trip runs takes its cache misses off the path from ACK to DATA (a
@@ -716,32 +733,6 @@ impl Transport {
         };
         if let Err(send_error) = self.send_vectored(parts, transmit.to).await {
             debug!(peer = %transmit.to, error = %send_error, "send failed");
-        }
-    }
-
-    /// The next datagram for this transfer if one is already queued: its length and its
-    /// source. Like [`Transport::recv`], it drops an oversize datagram.
-    fn try_recv(&mut self, buf: &mut [u8]) -> Option<(usize, SocketAddr)> {
-        match self {
-            Transport::Own(endpoint) => loop {
-                match endpoint.try_recv_from(buf) {
-                    Ok((len, source)) if len >= buf.len() => {
-                        debug!(peer = %source, "oversize datagram dropped");
-                    }
-                    Ok(received) => return Some(received),
-                    Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => return None,
-                    Err(recv_error) => {
-                        debug!(error = %recv_error, "tftp transfer receive error");
-                        return None;
-                    }
-                }
-            },
-            Transport::Shared { inbox, peer, .. } => {
-                let datagram = inbox.try_recv().ok()?;
-                let len = datagram.len().min(buf.len());
-                buf[..len].copy_from_slice(&datagram[..len]);
-                Some((len, *peer))
-            }
         }
     }
 
@@ -923,34 +914,21 @@ impl Job {
             if transfer.outcome().is_some() {
                 break;
             }
-            // The answer is often queued already (always, when the peer shares this CPU): take
-            // it at once, and do here what the wait below would have done too. Only a transfer
-            // about to wait warms its next block; one that goes straight on would pay for the
-            // warming on top of the copy.
-            if let Some((len, from)) = transport.try_recv(&mut recv_buf) {
-                let now = now();
-                transfer.handle_datagram(now, from, &recv_buf[..len]);
-                // Datagrams that never stop (a flood) must not hold off a retransmission.
-                transfer.handle_timeout(now);
-                if !shutting_down && self.shutdown.is_cancelled() {
-                    shutting_down = true;
-                    transfer.abort(ErrorCode::NotDefined, "server shutting down");
-                }
-                // The wait is where other tasks get their turn; a transfer whose answers are
-                // always queued still yields when its budget is spent.
-                tokio::task::consume_budget().await;
-                continue;
-            }
-            if let Some((offset, len)) = transfer.upcoming() {
-                warm(source.lend(offset, len).unwrap_or_default());
-            }
+            // Only a transfer that has to wait warms its next block: when the answer is queued
+            // already (always, when the peer shares this CPU) the warming would only add to
+            // the copy that follows.
+            let upcoming = transfer
+                .upcoming()
+                .and_then(|(offset, len)| source.lend(offset, len));
             let deadline = transfer.poll_timeout();
             tokio::select! {
                 _ = &mut cancelled, if !shutting_down => {
                     shutting_down = true;
                     transfer.abort(ErrorCode::NotDefined, "server shutting down");
                 }
-                received = transport.recv(&mut recv_buf) => match received {
+                received = before_first_wait(transport.recv(&mut recv_buf), || {
+                    warm(upcoming.unwrap_or_default());
+                }) => match received {
                     Some((len, from)) => transfer.handle_datagram(now(), from, &recv_buf[..len]),
                     None => transfer.abort(ErrorCode::NotDefined, "transfer cancelled"),
                 },

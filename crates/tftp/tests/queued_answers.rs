@@ -1,14 +1,13 @@
-//! A read transfer whose next datagram is already queued takes it without waiting (the usual
-//! case when client and server share a CPU). That shortcut must still do what the wait does:
-//! notice shutdown, and retransmit when the timeout passes. Here the client keeps the
-//! transfer's socket full of duplicate ACKs, so the transfer never finds it empty and never
-//! reaches its wait.
+//! A read transfer whose next datagram is always already queued never has to wait for one
+//! (when client and server share a CPU, the ACK is queued before the send returns). It must
+//! still notice shutdown, and still retransmit when the timeout passes. Here the client keeps
+//! the transfer's socket full of duplicate ACKs, so the transfer never finds it empty.
 //!
 //! One current-thread runtime runs the server and the client: the client acts only while the
 //! transfer task has yielded. Whether the transfer first wakes to the shutdown or to the full
-//! socket is the runtime's choice, so the scenario runs several times: a transfer that ignored
-//! shutdown on its shortcut gets through one run in two or three, and through all of them
-//! almost never.
+//! socket is the runtime's choice, so the scenario runs several times: a read loop that took
+//! queued datagrams without ever looking at the shutdown got through one run in two or three,
+//! and through all of them almost never.
 
 #![allow(clippy::expect_used, clippy::unwrap_used, reason = "tests fail loudly")]
 

@@ -89,17 +89,28 @@ fn queued(payload: usize, count: usize) -> usize {
     count_kept(&receiver, payload)
 }
 
-#[test]
-fn a_granted_window_fits_a_default_receive_buffer() {
-    for blksize in [8u16, 512, 1428, 1468, 4096, 8192, 8948, 16384, 32768, 65464] {
+/// Sends, with `send`, the largest window the cap grants at each blksize to a default-sized
+/// receive buffer, and checks that all of it was kept.
+fn assert_granted_windows_fit(blksizes: &[u16], send: fn(usize, usize) -> usize, how: &str) {
+    for &blksize in blksizes {
         let window = DEFAULT_RECEIVE_BUFFER_BUDGET / datagram_memory_cost(blksize) + 1;
         let payload = usize::from(blksize) + 4;
         assert_eq!(
-            queued(payload, window),
+            send(payload, window),
             window,
-            "a window of {window} x {blksize}-byte blocks overflowed a {DEFAULT_RCVBUF}-byte buffer"
+            "a window of {window} x {blksize}-byte blocks sent {how} overflowed a \
+             {DEFAULT_RCVBUF}-byte buffer"
         );
     }
+}
+
+#[test]
+fn a_granted_window_fits_a_default_receive_buffer() {
+    assert_granted_windows_fit(
+        &[8, 512, 1428, 1468, 4096, 8192, 8948, 16384, 32768, 65464],
+        queued,
+        "one by one",
+    );
 }
 
 #[test]
@@ -150,13 +161,9 @@ fn queued_segmented(payload: usize, count: usize) -> usize {
 
 #[test]
 fn a_granted_window_sent_in_segmented_batches_fits_a_default_receive_buffer() {
-    for blksize in [8u16, 512, 1428, 1468, 4096, 8192, 16384, 32768] {
-        let window = DEFAULT_RECEIVE_BUFFER_BUDGET / datagram_memory_cost(blksize) + 1;
-        let payload = usize::from(blksize) + 4;
-        assert_eq!(
-            queued_segmented(payload, window),
-            window,
-            "a segmented window of {window} x {blksize}-byte blocks overflowed a {DEFAULT_RCVBUF}-byte buffer"
-        );
-    }
+    assert_granted_windows_fit(
+        &[8, 512, 1428, 1468, 4096, 8192, 16384, 32768],
+        queued_segmented,
+        "in segmented batches",
+    );
 }

@@ -144,12 +144,6 @@ impl UdpEndpoint {
         self.socket.recv_from(buf).await
     }
 
-    /// Receives one datagram without packet info if one is queued, without waiting; an error
-    /// of kind `WouldBlock` when none is.
-    pub fn try_recv_from(&self, buf: &mut [u8]) -> io::Result<(usize, SocketAddr)> {
-        self.socket.try_recv_from(buf)
-    }
-
     /// Receives one datagram if one is queued, without waiting.
     pub fn try_recv(&self, buf: &mut [u8]) -> io::Result<RecvMeta> {
         self.socket
