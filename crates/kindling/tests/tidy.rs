@@ -33,29 +33,95 @@ fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
     }
 }
 
+/// The crate names a `[dependencies]` table lists.
+fn dependency_names(krate: &str) -> Vec<String> {
+    dependencies(krate)
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .filter_map(|line| line.split(['=', '.', ' ']).next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// docs/ARCHITECTURE.md: "kindling-tftp does not depend on the DHCP or DNS crates",
+/// "kindling-dhcp ... never calls DNS", "kindling-dns does not depend on the DHCP or TFTP
+/// crates": no service crate depends on another; only the binary wires them.
 #[test]
 fn service_crates_do_not_depend_on_each_other() {
-    let services = ["kindling-tftp", "kindling-dhcp", "kindling-dns"];
-    for krate in ["tftp", "udp", "config"] {
-        let deps = dependencies(krate);
-        for service in services {
+    let services = [
+        ("tftp", "kindling-tftp"),
+        ("dhcp", "kindling-dhcp"),
+        ("dns", "kindling-dns"),
+    ];
+    for (krate, own_name) in services {
+        let deps = dependency_names(krate);
+        assert!(
+            !deps.is_empty(),
+            "crates/{krate}/Cargo.toml has a [dependencies] table"
+        );
+        for (_, other) in services {
+            if other != own_name {
+                assert!(
+                    !deps.iter().any(|dep| dep == other),
+                    "crates/{krate} must not depend on {other}: the binary wires services"
+                );
+            }
+        }
+    }
+    // The protocol libraries stay with their services: DHCP knows no DNS library, DNS no DHCP
+    // codec, TFTP neither.
+    for (krate, foreign) in [
+        ("tftp", &["dhcproto", "hickory-proto", "hickory-server"][..]),
+        ("dhcp", &["hickory-proto", "hickory-server"][..]),
+        ("dns", &["dhcproto"][..]),
+    ] {
+        let deps = dependency_names(krate);
+        for library in foreign {
             assert!(
-                !deps.contains(service),
-                "crates/{krate} must not depend on {service}"
+                !deps.iter().any(|dep| dep == library),
+                "crates/{krate} must not depend on {library}"
             );
         }
     }
+}
+
+/// "kindling-config depends on no other Kindling crate, no tokio and no sockets" and
+/// "kindling-udp knows no protocol".
+#[test]
+fn ground_crates_depend_on_no_kindling_crate_and_no_protocol() {
     for krate in ["udp", "config"] {
-        let deps = dependencies(krate);
+        let deps = dependency_names(krate);
         assert!(
-            !deps.contains("kindling-"),
-            "crates/{krate} depends on no other Kindling crate"
+            !deps.iter().any(|dep| dep.starts_with("kindling-")),
+            "crates/{krate} depends on no other Kindling crate: {deps:?}"
+        );
+        for protocol in ["dhcproto", "hickory-proto", "hickory-server"] {
+            assert!(
+                !deps.iter().any(|dep| dep == protocol),
+                "crates/{krate} knows no protocol, yet depends on {protocol}"
+            );
+        }
+    }
+    let config = dependency_names("config");
+    for runtime_or_socket in ["tokio", "socket2", "nix", "libc"] {
+        assert!(
+            !config.iter().any(|dep| dep == runtime_or_socket),
+            "kindling-config needs no runtime or sockets, yet depends on {runtime_or_socket}"
         );
     }
-    assert!(
-        !dependencies("config").contains("tokio"),
-        "kindling-config needs no runtime"
-    );
+    let mut files = Vec::new();
+    rust_files(&workspace().join("crates/config/src"), &mut files);
+    for file in files {
+        let text = read(&file);
+        for word in ["UdpSocket", "TcpListener", "TcpStream", "socket2"] {
+            assert!(
+                !text.contains(word),
+                "{}: kindling-config opens no sockets ({word})",
+                file.display()
+            );
+        }
+    }
 }
 
 #[test]
