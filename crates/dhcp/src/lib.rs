@@ -1,7 +1,9 @@
-//! Kindling's DHCP service (work in progress for issue 4): the DHCPv4 codec wrapper over
-//! dhcproto, the PXE/iPXE boot policy, and the durable lease store. The sans-IO server core and
-//! the tokio shell come next; until then the binary does not serve DHCP.
+//! Kindling's DHCP service: the DHCPv4 codec wrapper over dhcproto (`v4::codec`), the PXE/iPXE
+//! boot policy (`policy`), the sans-IO server and proxyDHCP core (`v4::server`), the durable
+//! lease store (`lease`), the lease events it publishes for the rest of the process (`event`),
+//! and the tokio shell around them (`service`).
 
+pub mod event;
 pub mod lease;
 pub mod policy;
 pub mod service;

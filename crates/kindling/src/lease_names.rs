@@ -11,8 +11,8 @@ use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
+use kindling_dhcp::event::{Family, LeaseEvent};
 use kindling_dhcp::lease::{LeaseRecord, LeaseState, read_snapshot};
-use kindling_dhcp::v4::server::{LeaseEvent, LeaseEventKind};
 use kindling_dns::{DnsHandle, LeaseName, NameChange, ReservedName};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
@@ -50,10 +50,18 @@ pub(crate) fn reserved_names(config: &kindling_config::Config) -> Vec<ReservedNa
         .collect()
 }
 
-/// What DNS was told, per MAC: the address and name it holds.
+/// A machine's lease of one family: the key of what DNS was told. A machine with a v4 and a
+/// v6 lease has two, so the end of one never takes the other's address out of DNS.
+type LeaseKey = ([u8; 6], Family);
+
+fn key_of(name: &LeaseName) -> LeaseKey {
+    (name.mac, Family::of(name.address))
+}
+
+/// What DNS was told, per machine and family: the address and name it holds.
 #[derive(Debug, Default)]
 pub(crate) struct NameBridge {
-    told: HashMap<[u8; 6], (IpAddr, String)>,
+    told: HashMap<LeaseKey, (IpAddr, String)>,
 }
 
 impl NameBridge {
@@ -62,44 +70,39 @@ impl NameBridge {
         NameBridge {
             told: initial
                 .iter()
-                .map(|n| (n.mac, (n.address, n.hostname.clone())))
+                .map(|n| (key_of(n), (n.address, n.hostname.clone())))
                 .collect(),
         }
     }
 
     /// The changes one lease event makes.
     pub(crate) fn on_event(&mut self, event: &LeaseEvent) -> Vec<NameChange> {
-        let address = IpAddr::V4(event.address);
-        let up = matches!(
-            event.kind,
-            LeaseEventKind::Granted | LeaseEventKind::Renewed
-        );
-        match (&event.hostname, up) {
+        match (&event.hostname, event.kind.holds_address()) {
             (Some(hostname), true) => {
                 let name = LeaseName {
                     mac: event.mac.0,
-                    address,
+                    address: event.address,
                     hostname: hostname.clone(),
                 };
                 self.up(name)
             }
             // A lease without a name, or one that ended: whatever name it had goes.
-            _ => self.down(event.mac.0, Some(address)),
+            _ => self.down((event.mac.0, event.family()), Some(event.address)),
         }
     }
 
     /// The changes that bring DNS from what it was told to `live` (the leases on disk).
     pub(crate) fn resync(&mut self, live: Vec<LeaseName>) -> Vec<NameChange> {
         let mut changes = Vec::new();
-        let live_macs: std::collections::HashSet<[u8; 6]> = live.iter().map(|n| n.mac).collect();
-        let gone: Vec<[u8; 6]> = self
+        let live_keys: std::collections::HashSet<LeaseKey> = live.iter().map(key_of).collect();
+        let gone: Vec<LeaseKey> = self
             .told
             .keys()
-            .filter(|mac| !live_macs.contains(*mac))
+            .filter(|key| !live_keys.contains(*key))
             .copied()
             .collect();
-        for mac in gone {
-            changes.extend(self.down(mac, None));
+        for key in gone {
+            changes.extend(self.down(key, None));
         }
         for name in live {
             changes.extend(self.up(name));
@@ -108,21 +111,25 @@ impl NameBridge {
     }
 
     fn up(&mut self, name: LeaseName) -> Vec<NameChange> {
+        let key = key_of(&name);
         let current = (name.address, name.hostname.clone());
-        if self.told.get(&name.mac) == Some(&current) {
+        if self.told.get(&key) == Some(&current) {
             return Vec::new();
         }
-        self.told.insert(name.mac, current);
+        self.told.insert(key, current);
         vec![NameChange::Up(name)]
     }
 
-    fn down(&mut self, mac: [u8; 6], address: Option<IpAddr>) -> Vec<NameChange> {
-        match self.told.get(&mac) {
-            // A release of an address the MAC no longer holds (it moved) leaves the new name.
+    fn down(&mut self, key: LeaseKey, address: Option<IpAddr>) -> Vec<NameChange> {
+        match self.told.get(&key) {
+            // A release of an address the lease no longer holds (it moved) leaves the new name.
             Some((told, _)) if address.is_some_and(|a| a != *told) => Vec::new(),
             Some(&(told, _)) => {
-                self.told.remove(&mac);
-                vec![NameChange::Down { mac, address: told }]
+                self.told.remove(&key);
+                vec![NameChange::Down {
+                    mac: key.0,
+                    address: told,
+                }]
             }
             None => Vec::new(),
         }
@@ -173,6 +180,7 @@ mod tests {
     use std::net::Ipv4Addr;
     use std::time::Duration;
 
+    use kindling_dhcp::event::LeaseEventKind;
     use kindling_dhcp::lease::MacAddr;
 
     use super::*;
@@ -183,7 +191,7 @@ mod tests {
         LeaseEvent {
             kind,
             mac: MacAddr(MAC),
-            address: Ipv4Addr::new(10, 99, 0, last),
+            address: addr(last),
             hostname: hostname.map(str::to_string),
             expires_at: SystemTime::UNIX_EPOCH + Duration::from_secs(2_000_000_000),
         }
@@ -282,6 +290,55 @@ mod tests {
             changes
                 .iter()
                 .any(|c| matches!(c, NameChange::Up(n) if n.hostname == "new"))
+        );
+    }
+
+    fn v6_event(kind: LeaseEventKind, hostname: Option<&str>) -> LeaseEvent {
+        LeaseEvent {
+            address: v6_addr(),
+            ..event(kind, 0, hostname)
+        }
+    }
+
+    fn v6_addr() -> IpAddr {
+        IpAddr::V6(std::net::Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, 0x100))
+    }
+
+    #[test]
+    fn a_machine_keeps_its_v4_name_when_its_v6_lease_ends_and_the_other_way_round() {
+        let mut bridge = NameBridge::default();
+        bridge.on_event(&event(LeaseEventKind::Granted, 100, Some("web")));
+        let v6_up = bridge.on_event(&v6_event(LeaseEventKind::Granted, Some("web")));
+        assert!(
+            matches!(&v6_up[..], [NameChange::Up(n)] if n.address == v6_addr()),
+            "the v6 lease is told to DNS beside the v4 one: {v6_up:?}"
+        );
+        // The v4 lease's renewal is still a no-op: the v6 grant did not overwrite it.
+        assert!(
+            bridge
+                .on_event(&event(LeaseEventKind::Renewed, 100, Some("web")))
+                .is_empty()
+        );
+        let v6_down = bridge.on_event(&v6_event(LeaseEventKind::Released, Some("web")));
+        assert!(
+            matches!(&v6_down[..], [NameChange::Down { address, .. }] if *address == v6_addr()),
+            "only the v6 address goes: {v6_down:?}"
+        );
+        bridge.on_event(&v6_event(LeaseEventKind::Granted, Some("web")));
+        let v4_down = bridge.on_event(&event(LeaseEventKind::Expired, 100, Some("web")));
+        assert!(
+            matches!(&v4_down[..], [NameChange::Down { address, .. }] if *address == addr(100)),
+            "only the v4 address goes: {v4_down:?}"
+        );
+        // A resync from a journal that holds only the v6 lease keeps it and adds nothing.
+        assert!(
+            bridge
+                .resync(vec![LeaseName {
+                    mac: MAC,
+                    address: v6_addr(),
+                    hostname: "web".into(),
+                }])
+                .is_empty()
         );
     }
 }

@@ -213,7 +213,7 @@ fn dns_settings(config: &Config) -> anyhow::Result<Option<DnsSettings>> {
 fn lease_feed(
     dhcp: Option<&RunningDhcp>,
 ) -> Option<(
-    tokio::sync::broadcast::Receiver<kindling_dhcp::v4::server::LeaseEvent>,
+    tokio::sync::broadcast::Receiver<kindling_dhcp::event::LeaseEvent>,
     Vec<kindling_dns::LeaseName>,
     PathBuf,
 )> {
@@ -270,7 +270,7 @@ async fn start_dns(
 
 fn spawn_names(
     dns: &mut RunningDns,
-    events: tokio::sync::broadcast::Receiver<kindling_dhcp::v4::server::LeaseEvent>,
+    events: tokio::sync::broadcast::Receiver<kindling_dhcp::event::LeaseEvent>,
     bridge: NameBridge,
     state_dir: PathBuf,
 ) {

@@ -19,10 +19,11 @@ use kindling_udp::UdpEndpoint;
 use tokio::sync::{broadcast, mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+use crate::event::LeaseEvent;
 use crate::lease::{LeaseStore, RecoveryReport, StoreError};
 use crate::v4::server::{
-    Action, BOOT_SERVER_PORT, CLIENT_PORT, Core, Datagram, LeaseEvent, ProbeId, SERVER_PORT,
-    ServiceMode, Settings, Transmit,
+    Action, BOOT_SERVER_PORT, CLIENT_PORT, Core, Datagram, ProbeId, SERVER_PORT, ServiceMode,
+    Settings, Transmit,
 };
 
 use netif::InterfaceTable;

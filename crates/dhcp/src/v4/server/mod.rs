@@ -42,6 +42,7 @@ use std::time::{Duration, SystemTime};
 use dhcproto::v4::{DhcpOption, Flags, HType, MessageType, Opcode};
 use ipnet::Ipv4Net;
 
+use crate::event::{LeaseEvent, LeaseEventKind};
 use crate::lease::index::Index;
 use crate::lease::{AbandonReason, LeaseRecord, LeaseState, MacAddr};
 use crate::policy::{self, BootDecision, BootFile, BootRequest, Mode};
@@ -92,37 +93,6 @@ pub struct Transmit {
     /// Unicast to a client that has no address yet: the shell must make `to` reach this
     /// hardware address (an ARP entry), or broadcast instead if it cannot.
     pub hardware: Option<MacAddr>,
-}
-
-/// What a lease event reports.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum LeaseEventKind {
-    Granted,
-    Renewed,
-    Released,
-    Expired,
-}
-
-impl fmt::Display for LeaseEventKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            LeaseEventKind::Granted => "granted",
-            LeaseEventKind::Renewed => "renewed",
-            LeaseEventKind::Released => "released",
-            LeaseEventKind::Expired => "expired",
-        })
-    }
-}
-
-/// A change to a lease, published once it is durable (for DNS, which the DHCP crate does not
-/// know about).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct LeaseEvent {
-    pub kind: LeaseEventKind,
-    pub mac: MacAddr,
-    pub address: Ipv4Addr,
-    pub hostname: Option<String>,
-    pub expires_at: SystemTime,
 }
 
 /// Identifies a probe between [`Action::Probe`] and [`Core::probe_finished`].
@@ -418,7 +388,7 @@ impl Core {
         let mut events = Vec::with_capacity(expired.len());
         for mut record in expired {
             record.state = LeaseState::Expired;
-            events.push(event(LeaseEventKind::Expired, &record));
+            events.push(LeaseEvent::of(LeaseEventKind::Expired, &record));
             self.leases.apply(record.clone());
             records.push(record);
         }
@@ -879,7 +849,7 @@ impl Core {
         self.leases.apply(record.clone());
         tracing::info!(mac = %record.mac, %address, hostname = record.hostname.as_deref().unwrap_or(""),
             "dhcp: ACK, lease {kind} for {}s", subnet.lease_time.as_secs());
-        let events = vec![event(kind, &record)];
+        let events = vec![LeaseEvent::of(kind, &record)];
         Some(Action::Commit {
             records: vec![record],
             then: Some(transmit),
@@ -939,7 +909,7 @@ impl Core {
             "dhcp: DECLINE: the client found {address} in use; set aside for {}s", subnet.lease_time.as_secs());
         let mut events = Vec::new();
         if record.state == LeaseState::Active {
-            events.push(event(LeaseEventKind::Released, &record));
+            events.push(LeaseEvent::of(LeaseEventKind::Released, &record));
         }
         let abandoned = LeaseRecord {
             state: LeaseState::Abandoned(AbandonReason::Declined),
@@ -969,7 +939,7 @@ impl Core {
             ..record
         };
         self.leases.apply(released.clone());
-        let events = vec![event(LeaseEventKind::Released, &released)];
+        let events = vec![LeaseEvent::of(LeaseEventKind::Released, &released)];
         Some(Action::Commit {
             records: vec![released],
             then: None,
@@ -1298,16 +1268,6 @@ impl Core {
             port: request.port,
             hardware: None,
         }))
-    }
-}
-
-fn event(kind: LeaseEventKind, record: &LeaseRecord) -> LeaseEvent {
-    LeaseEvent {
-        kind,
-        mac: record.mac,
-        address: record.address,
-        hostname: record.hostname.clone(),
-        expires_at: record.expires_at,
     }
 }
 
