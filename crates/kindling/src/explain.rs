@@ -18,7 +18,7 @@ use kindling_dhcp::lease::{self, LeaseRecord, MacAddr};
 use kindling_dhcp::policy::{self, Arch, BootDecision, BootFile, BootRequest, Mode};
 use kindling_dhcp::v4::server::{
     Action, BOOT_SERVER_PORT, CLIENT_PORT, Core, Datagram, Environment, Interface, Reservation,
-    SERVER_PORT, ServiceMode, Settings, Subnet, Transmit,
+    SERVER_PORT, ServiceMode, Settings, Silence, Subnet, Transmit,
 };
 use kindling_dhcp::v4::{self, Message};
 
@@ -199,7 +199,7 @@ fn explain(
         addresses: vec![server],
     };
     let mut core = Core::new(settings.clone(), records.clone());
-    let action = core.handle(
+    let verdict = core.decide(
         &Datagram {
             bytes: &request_bytes,
             source,
@@ -209,13 +209,14 @@ fn explain(
         },
         SystemTime::now(),
     );
-    let transmit = match action {
-        Some(Action::Send(transmit))
-        | Some(Action::Commit {
+    let (transmit, silence) = match verdict {
+        Ok(Action::Send(transmit))
+        | Ok(Action::Commit {
             then: Some(transmit),
             ..
-        }) => Some(transmit),
-        _ => None,
+        }) => (Some(transmit), None),
+        Ok(other) => anyhow::bail!("the core asked for {other:?} instead of a reply"),
+        Err(silence) => (None, Some(silence)),
     };
 
     let scene = Scene {
@@ -308,11 +309,11 @@ fn explain(
         &scene.settings.boot,
         reservation.as_ref().map(|r| &r.boot),
     );
-    if reply.is_none() {
+    if let Some(silence) = &silence {
         let _ = writeln!(
             out,
             "  no reply:     {}",
-            silence_reason(&scene, reservation.as_ref(), &decision)
+            silence_text(&scene, reservation.as_ref(), silence)
         );
     }
     let _ = writeln!(out, "  boot policy:  {decision}");
@@ -486,77 +487,21 @@ fn write_reply(out: &mut String, reply: &Message, transmit: &Transmit) {
     }
 }
 
-/// Why the core stayed silent, mirroring its checks in order.
-fn silence_reason(
-    scene: &Scene<'_>,
-    reservation: Option<&Reservation>,
-    decision: &BootDecision,
-) -> String {
-    if let Some(reservation) = reservation
-        && reservation.ignore
-    {
-        return format!(
+/// The core's reason for staying silent, with what only the config knows added: which
+/// reservation says ignore, and which address the made-up interface had.
+fn silence_text(scene: &Scene<'_>, reservation: Option<&Reservation>, silence: &Silence) -> String {
+    match (silence, reservation) {
+        (Silence::Ignored, Some(reservation)) => format!(
             "ignored: {} says `ignore: true`",
             reservation_name(scene, reservation)
-        );
+        ),
+        (Silence::NoSubnet, _) => format!(
+            "{silence} (the request came in on an interface with address {}; the daemon offers \
+             addresses on interfaces inside a configured subnet, or to relays inside one)",
+            scene.server.addr()
+        ),
+        _ => silence.to_string(),
     }
-    let settings = &scene.settings;
-    let known_only = "dhcp.known_clients_only is set and the client has no reservation";
-    match (scene.mode, settings.mode) {
-        (ExplainMode::BootServer, _) => {
-            if settings.known_clients_only && reservation.is_none() {
-                return known_only.to_string();
-            }
-            if decision.offer().is_none() {
-                return "the boot server answers only with a boot file, and the boot policy \
-                        has none for this client (below)"
-                    .to_string();
-            }
-        }
-        (_, ServiceMode::Proxy) => {
-            if settings.known_clients_only && reservation.is_none() {
-                return known_only.to_string();
-            }
-            match decision {
-                BootDecision::NotNetboot { .. } => {
-                    return "not a netboot client: proxy mode answers PXE, iPXE and HTTP boot \
-                            clients only (this client gets its address from the network's DHCP \
-                            server and no boot options)"
-                        .to_string();
-                }
-                BootDecision::NoFile { .. } => {
-                    return "proxy mode answers only with a boot file, and the boot policy has \
-                            none for this client (below)"
-                        .to_string();
-                }
-                BootDecision::Boot(_) => {}
-            }
-        }
-        (_, ServiceMode::Server) => {
-            let Some(subnet) = settings.subnet_of(scene.server.addr()) else {
-                return format!(
-                    "no subnet: no dhcp.subnets network contains {}, so there is no address \
-                     to offer (the daemon offers addresses on interfaces inside a configured \
-                     subnet, or to relays inside one)",
-                    scene.server.addr()
-                );
-            };
-            if subnet.known_clients_only && reservation.is_none() {
-                return format!(
-                    "dhcp.subnets[{}] ({}) answers known clients only (known_clients_only) \
-                     and the client has no reservation",
-                    subnet.index, subnet.network
-                );
-            }
-            return format!(
-                "no free address in dhcp.subnets[{}]'s range {} - {}: every address is \
-                 leased, reserved for another client or set aside",
-                subnet.index, subnet.first, subnet.last
-            );
-        }
-    }
-    "the server core sent nothing (run `kindling serve` with log.level debug to see why)"
-        .to_string()
 }
 
 /// `dhcp.reservations[i]` of the config for a compiled reservation.

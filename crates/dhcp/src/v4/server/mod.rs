@@ -31,6 +31,7 @@
 pub mod coexist;
 mod hostname;
 mod settings;
+mod silence;
 #[cfg(test)]
 mod tests;
 
@@ -50,6 +51,7 @@ use crate::v4::codec::{self, CodecError, Message, Reply, code};
 
 pub use hostname::sanitize_hostname;
 pub use settings::{Class, Environment, Reservation, ServiceMode, Settings, Subnet, parse_mac};
+pub use silence::{Silence, SubnetName};
 
 /// The DHCP server port.
 pub const SERVER_PORT: u16 = 67;
@@ -119,6 +121,9 @@ pub enum Action {
         ifindex: u32,
     },
 }
+
+/// What the core does with one datagram: an action, or why it stays silent.
+pub type Verdict = Result<Action, Silence>;
 
 /// Who a client is: its client identifier when it sends one, else its MAC (RFC 2131 4.2).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -241,8 +246,14 @@ impl Core {
         self.leases.by_addr(address)
     }
 
-    /// Handles one datagram.
+    /// Handles one datagram: the action to take, or `None` when the core stays silent (see
+    /// [`Core::decide`] for why).
     pub fn handle(&mut self, datagram: &Datagram<'_>, now: SystemTime) -> Option<Action> {
+        self.decide(datagram, now).ok()
+    }
+
+    /// Handles one datagram: the action to take, or why the core stays silent.
+    pub fn decide(&mut self, datagram: &Datagram<'_>, now: SystemTime) -> Verdict {
         let message = match codec::decode(datagram.bytes) {
             Ok(message) => message,
             Err(error) => {
@@ -252,24 +263,24 @@ impl Core {
                     %error,
                     "dhcp: dropped a malformed datagram"
                 );
-                return None;
+                return Err(Silence::Malformed(error));
             }
         };
         if message.opcode() != Opcode::BootRequest {
-            return None;
+            return Err(Silence::NotARequest);
         }
         let Some(message_type) = message.message_type() else {
             tracing::debug!(source = %datagram.source, "dhcp: dropped a BOOTP request (no DHCP message type)");
-            return None;
+            return Err(Silence::Bootp);
         };
         let Some(mac) = message.mac().map(MacAddr) else {
             tracing::debug!(source = %datagram.source, htype = ?message.htype(), hlen = message.hlen(),
                 "dhcp: dropped a request without an Ethernet hardware address");
-            return None;
+            return Err(Silence::NoEthernetAddress);
         };
         if mac == coexist::PROBE_MAC {
             // Our own coexistence probe, looped back by the kernel.
-            return None;
+            return Err(Silence::OwnProbe);
         }
         let client = ClientKey {
             mac,
@@ -293,7 +304,7 @@ impl Core {
             && reservation.ignore
         {
             tracing::debug!(%mac, "dhcp: ignored ({message_type:?}): the reservation says ignore");
-            return None;
+            return Err(Silence::Ignored);
         }
         if datagram.port == BOOT_SERVER_PORT {
             return self.boot_server(&request);
@@ -314,7 +325,7 @@ impl Core {
         if !answered {
             // The hold stays: the retried DISCOVER finds the address held for this client.
             self.probed_free.insert(pending.address, now);
-            return self.redo_discover(&pending, now).into_iter().collect();
+            return self.redo_discover(&pending, now).ok().into_iter().collect();
         }
         self.holds.remove(&pending.address);
         let hold = self
@@ -349,13 +360,17 @@ impl Core {
             );
             return actions;
         }
-        actions.extend(self.redo_discover(&pending, now));
+        actions.extend(self.redo_discover(&pending, now).ok());
         actions
     }
 
-    fn redo_discover(&mut self, pending: &PendingProbe, now: SystemTime) -> Option<Action> {
+    fn redo_discover(&mut self, pending: &PendingProbe, now: SystemTime) -> Verdict {
         let datagram_interface = pending.interface.clone();
-        let mac = pending.request.mac().map(MacAddr)?;
+        let mac = pending
+            .request
+            .mac()
+            .map(MacAddr)
+            .ok_or(Silence::NoEthernetAddress)?;
         let request = Request {
             message: &pending.request,
             message_type: MessageType::Discover,
@@ -403,7 +418,7 @@ impl Core {
     // ---------------------------------------------------------------------------------------
     // Server mode
 
-    fn server(&mut self, request: &Request<'_>, now: SystemTime) -> Option<Action> {
+    fn server(&mut self, request: &Request<'_>, now: SystemTime) -> Verdict {
         match request.message_type {
             MessageType::Discover => self.discover_with(request, now, 0),
             MessageType::Request => self.request(request, now),
@@ -412,7 +427,7 @@ impl Core {
             MessageType::Inform => self.inform(request),
             other => {
                 tracing::debug!(mac = %request.client.mac, "dhcp: ignored a {other:?} (not a client message)");
-                None
+                Err(Silence::NotAClientMessage(other))
             }
         }
     }
@@ -470,17 +485,12 @@ impl Core {
         addresses.first().map(Ipv4Net::addr)
     }
 
-    fn discover_with(
-        &mut self,
-        request: &Request<'_>,
-        now: SystemTime,
-        attempts: u32,
-    ) -> Option<Action> {
+    fn discover_with(&mut self, request: &Request<'_>, now: SystemTime, attempts: u32) -> Verdict {
         let mac = request.client.mac;
         let Some(subnet_index) = self.subnet_index(request) else {
             tracing::debug!(%mac, interface = %request.interface.name, giaddr = %request.message.giaddr(),
                 "dhcp: no subnet is configured for this network; no offer");
-            return None;
+            return Err(Silence::NoSubnet);
         };
         let reservation = self
             .settings
@@ -489,7 +499,7 @@ impl Core {
         let subnet = self.settings.subnets[subnet_index].clone();
         if subnet.known_clients_only && reservation.is_none() {
             tracing::info!(%mac, "dhcp: no offer: subnet {} answers known clients only", subnet.network);
-            return None;
+            return Err(Silence::KnownClientsOnly(Some(subnet.name())));
         }
         if self
             .probes
@@ -497,7 +507,7 @@ impl Core {
             .any(|p| attempts == 0 && p.request.mac() == Some(mac.0))
         {
             // A retransmitted DISCOVER while its probe runs: the probe's outcome answers it.
-            return None;
+            return Err(Silence::ProbeInProgress);
         }
         let (address, probe) =
             match self.choose_address(request, &subnet, reservation.as_ref(), now) {
@@ -513,7 +523,11 @@ impl Core {
                         "dhcp: no free address in {}..={} (pool exhausted); DISCOVERs get no offer",
                         subnet.first, subnet.last);
                     }
-                    return None;
+                    return Err(Silence::PoolExhausted {
+                        subnet: subnet.name(),
+                        first: subnet.first,
+                        last: subnet.last,
+                    });
                 }
             };
         let hold_until = now + self.settings.offer_hold;
@@ -539,13 +553,15 @@ impl Core {
                     attempts: attempts + 1,
                 },
             );
-            return Some(Action::Probe {
+            return Ok(Action::Probe {
                 id,
                 address,
                 ifindex: request.interface.index,
             });
         }
-        let server_id = self.server_id(request, Some(&subnet))?;
+        let server_id = self
+            .server_id(request, Some(&subnet))
+            .ok_or(Silence::NoServerAddress)?;
         let reply = self.lease_reply(
             MessageType::Offer,
             request,
@@ -555,7 +571,7 @@ impl Core {
             address,
         )?;
         tracing::debug!(%mac, %address, "dhcp: OFFER");
-        Some(Action::Send(reply))
+        Ok(Action::Send(reply))
     }
 
     /// The address to offer and whether it must be probed first.
@@ -678,16 +694,18 @@ impl Core {
         subnet.in_range(address) && self.free_for(address, client, now)
     }
 
-    fn request(&mut self, request: &Request<'_>, now: SystemTime) -> Option<Action> {
+    fn request(&mut self, request: &Request<'_>, now: SystemTime) -> Verdict {
         let message = request.message;
         let mac = request.client.mac;
-        let subnet_index = self.subnet_index(request)?;
+        let subnet_index = self.subnet_index(request).ok_or(Silence::NoSubnet)?;
         let subnet = self.settings.subnets[subnet_index].clone();
         let reservation = self
             .settings
             .reservation(request.client.client_id.as_deref(), Some(mac))
             .cloned();
-        let server_id = self.server_id(request, Some(&subnet))?;
+        let server_id = self
+            .server_id(request, Some(&subnet))
+            .ok_or(Silence::NoServerAddress)?;
         if let Some(chosen) = message.server_id() {
             // SELECTING.
             if !request
@@ -702,14 +720,14 @@ impl Core {
                 if self.holds.len() != before {
                     tracing::debug!(%mac, server = %chosen, "dhcp: the client took another server's offer; ours is withdrawn");
                 }
-                return None;
+                return Err(Silence::OtherServerChosen(chosen));
             }
             let Some(address) = message.requested_ip() else {
                 tracing::debug!(%mac, "dhcp: dropped a REQUEST with our server identifier but no requested address");
-                return None;
+                return Err(Silence::NoRequestedAddress);
             };
             if subnet.known_clients_only && reservation.is_none() {
-                return None;
+                return Err(Silence::KnownClientsOnly(Some(subnet.name())));
             }
             if !self.may_take(address, &request.client, &subnet, reservation.as_ref(), now) {
                 return self.nak(
@@ -741,7 +759,7 @@ impl Core {
             ),
             (None, true) => {
                 tracing::debug!(%mac, "dhcp: dropped a REQUEST with neither a requested address nor ciaddr");
-                return None;
+                return Err(Silence::NoAddressInRequest);
             }
         };
         if !subnet.network.contains(&address) {
@@ -802,7 +820,7 @@ impl Core {
             );
         }
         tracing::debug!(%mac, %address, "dhcp: {state} REQUEST from a client we have no record of; staying silent (RFC 2131 4.3.2)");
-        None
+        Err(Silence::UnknownClient { state })
     }
 
     fn ack(
@@ -813,7 +831,7 @@ impl Core {
         server_id: Ipv4Addr,
         address: Ipv4Addr,
         now: SystemTime,
-    ) -> Option<Action> {
+    ) -> Verdict {
         let transmit = self.lease_reply(
             MessageType::Ack,
             request,
@@ -850,7 +868,7 @@ impl Core {
         tracing::info!(mac = %record.mac, %address, hostname = record.hostname.as_deref().unwrap_or(""),
             "dhcp: ACK, lease {kind} for {}s", subnet.lease_time.as_secs());
         let events = vec![LeaseEvent::of(kind, &record)];
-        Some(Action::Commit {
+        Ok(Action::Commit {
             records: vec![record],
             then: Some(transmit),
             events,
@@ -863,7 +881,7 @@ impl Core {
         server_id: Ipv4Addr,
         address: Ipv4Addr,
         why: &str,
-    ) -> Option<Action> {
+    ) -> Verdict {
         tracing::info!(mac = %request.client.mac, %address, "dhcp: NAK: {why}");
         let mut reply = Reply::new(MessageType::Nak, request.message);
         reply.push(DhcpOption::ServerIdentifier(server_id));
@@ -881,7 +899,7 @@ impl Core {
         } else {
             SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT_PORT)
         };
-        Some(Action::Send(Transmit {
+        Ok(Action::Send(Transmit {
             bytes,
             to,
             from: server_id,
@@ -891,19 +909,28 @@ impl Core {
         }))
     }
 
-    fn decline(&mut self, request: &Request<'_>, now: SystemTime) -> Option<Action> {
+    fn decline(&mut self, request: &Request<'_>, now: SystemTime) -> Verdict {
         let message = request.message;
-        let subnet_index = self.subnet_index(request)?;
+        let subnet_index = self.subnet_index(request).ok_or(Silence::NoSubnet)?;
         let subnet = self.settings.subnets[subnet_index].clone();
-        let server_id = self.server_id(request, Some(&subnet))?;
-        if message.server_id().is_some_and(|id| id != server_id) {
-            return None;
+        let server_id = self
+            .server_id(request, Some(&subnet))
+            .ok_or(Silence::NoServerAddress)?;
+        if let Some(other) = message.server_id().filter(|id| *id != server_id) {
+            return Err(Silence::OtherServersDecline(other));
         }
-        let address = message.requested_ip()?;
-        let record = self.leases.by_addr(address)?.clone();
+        let address = message
+            .requested_ip()
+            .ok_or(Silence::NoAddressToFree(MessageType::Decline))?;
+        let not_held = Silence::NotHeld(MessageType::Decline, address);
+        let record = self
+            .leases
+            .by_addr(address)
+            .ok_or(not_held.clone())?
+            .clone();
         if !request.client.owns(&record) || matches!(record.state, LeaseState::Abandoned(_)) {
             tracing::debug!(mac = %request.client.mac, %address, "dhcp: ignored a DECLINE for an address the client does not hold");
-            return None;
+            return Err(not_held);
         }
         tracing::warn!(mac = %request.client.mac, %address,
             "dhcp: DECLINE: the client found {address} in use; set aside for {}s", subnet.lease_time.as_secs());
@@ -918,19 +945,27 @@ impl Core {
             ..record
         };
         self.leases.apply(abandoned.clone());
-        Some(Action::Commit {
+        Ok(Action::Commit {
             records: vec![abandoned],
             then: None,
             events,
         })
     }
 
-    fn release(&mut self, request: &Request<'_>, now: SystemTime) -> Option<Action> {
+    fn release(&mut self, request: &Request<'_>, now: SystemTime) -> Verdict {
         let address = request.message.ciaddr();
-        let record = self.leases.by_addr(address)?.clone();
+        if address.is_unspecified() {
+            return Err(Silence::NoAddressToFree(MessageType::Release));
+        }
+        let not_held = Silence::NotHeld(MessageType::Release, address);
+        let record = self
+            .leases
+            .by_addr(address)
+            .ok_or(not_held.clone())?
+            .clone();
         if !request.client.owns(&record) || record.state != LeaseState::Active {
             tracing::debug!(mac = %request.client.mac, %address, "dhcp: ignored a RELEASE for an address the client does not hold");
-            return None;
+            return Err(not_held);
         }
         tracing::info!(mac = %record.mac, %address, "dhcp: RELEASE");
         let released = LeaseRecord {
@@ -940,18 +975,20 @@ impl Core {
         };
         self.leases.apply(released.clone());
         let events = vec![LeaseEvent::of(LeaseEventKind::Released, &released)];
-        Some(Action::Commit {
+        Ok(Action::Commit {
             records: vec![released],
             then: None,
             events,
         })
     }
 
-    fn inform(&mut self, request: &Request<'_>) -> Option<Action> {
+    fn inform(&mut self, request: &Request<'_>) -> Verdict {
         let message = request.message;
         let subnet_index = self.subnet_index(request);
         let subnet = subnet_index.map(|i| self.settings.subnets[i].clone());
-        let server_id = self.server_id(request, subnet.as_ref())?;
+        let server_id = self
+            .server_id(request, subnet.as_ref())
+            .ok_or(Silence::NoServerAddress)?;
         let mut reply = Reply::new(MessageType::Ack, message);
         reply.ciaddr = message.ciaddr();
         let reservation = self
@@ -990,7 +1027,7 @@ impl Core {
             SocketAddrV4::new(*request.source.ip(), request.source.port())
         };
         tracing::debug!(mac = %request.client.mac, "dhcp: ACK to INFORM");
-        Some(Action::Send(Transmit {
+        Ok(Action::Send(Transmit {
             bytes,
             to,
             from: server_id,
@@ -1009,7 +1046,7 @@ impl Core {
         reservation: Option<&Reservation>,
         server_id: Ipv4Addr,
         address: Ipv4Addr,
-    ) -> Option<Transmit> {
+    ) -> Result<Transmit, Silence> {
         let message = request.message;
         let mut reply = Reply::new(message_type, message);
         reply.yiaddr = address;
@@ -1049,7 +1086,7 @@ impl Core {
         options.finish(&mut reply, message);
         let bytes = encode_logged(&reply)?;
         let (to, hardware) = reply_destination(message, address);
-        Some(Transmit {
+        Ok(Transmit {
             bytes,
             to,
             from: server_id,
@@ -1149,7 +1186,7 @@ impl Core {
     // ---------------------------------------------------------------------------------------
     // Proxy mode
 
-    fn proxy(&mut self, request: &Request<'_>) -> Option<Action> {
+    fn proxy(&mut self, request: &Request<'_>) -> Verdict {
         let message = request.message;
         match request.message_type {
             MessageType::Discover => {}
@@ -1157,7 +1194,7 @@ impl Core {
                 if message.server_id().is_some_and(|id| {
                     request.interface.addresses.iter().any(|a| a.addr() == id)
                 }) => {}
-            _ => return None,
+            other => return Err(Silence::NotForProxy(other)),
         }
         let mac = request.client.mac;
         let reservation = self
@@ -1166,12 +1203,14 @@ impl Core {
             .cloned();
         if self.settings.known_clients_only && reservation.is_none() {
             tracing::debug!(%mac, "dhcp proxy: not answering: known clients only and no reservation");
-            return None;
+            return Err(Silence::KnownClientsOnly(None));
         }
         let subnet = self
             .subnet_index(request)
             .map(|i| self.settings.subnets[i].clone());
-        let server_id = self.server_id(request, subnet.as_ref())?;
+        let server_id = self
+            .server_id(request, subnet.as_ref())
+            .ok_or(Silence::NoServerAddress)?;
         let reply_type = if request.message_type == MessageType::Discover {
             MessageType::Offer
         } else {
@@ -1192,7 +1231,7 @@ impl Core {
             if !matches!(decision, BootDecision::NotNetboot { .. }) {
                 tracing::info!(%mac, "dhcp proxy: no answer: {decision}");
             }
-            return None;
+            return Err(Silence::NoBootFile(Box::new(decision)));
         };
         // The PXE specification requires option 60 in a proxy offer, whatever prefix matched.
         if offer.vendor_class.is_none() {
@@ -1206,7 +1245,7 @@ impl Core {
             SocketAddrV4::new(Ipv4Addr::BROADCAST, CLIENT_PORT)
         };
         tracing::info!(%mac, file = offer.file.as_str(), "dhcp proxy: {reply_type:?} with boot information ({})", offer.kind);
-        Some(Action::Send(Transmit {
+        Ok(Action::Send(Transmit {
             bytes,
             to,
             from: server_id,
@@ -1217,12 +1256,12 @@ impl Core {
     }
 
     /// Port 4011: the PXE boot server's ACK to a client that already has its address.
-    fn boot_server(&mut self, request: &Request<'_>) -> Option<Action> {
+    fn boot_server(&mut self, request: &Request<'_>) -> Verdict {
         if !matches!(
             request.message_type,
             MessageType::Request | MessageType::Inform
         ) {
-            return None;
+            return Err(Silence::NotForProxy(request.message_type));
         }
         let mac = request.client.mac;
         let reservation = self
@@ -1230,9 +1269,11 @@ impl Core {
             .reservation(request.client.client_id.as_deref(), Some(mac))
             .cloned();
         if self.settings.known_clients_only && reservation.is_none() {
-            return None;
+            return Err(Silence::KnownClientsOnly(None));
         }
-        let server_id = self.server_id(request, None)?;
+        let server_id = self
+            .server_id(request, None)
+            .ok_or(Silence::NoServerAddress)?;
         let mut reply = Reply::new(MessageType::Ack, request.message);
         reply.ciaddr = request.message.ciaddr();
         let mut options = OptionSet::default();
@@ -1247,7 +1288,7 @@ impl Core {
         );
         let BootDecision::Boot(offer) = decision else {
             tracing::info!(%mac, "dhcp boot server: no answer: {decision}");
-            return None;
+            return Err(Silence::NoBootFile(Box::new(decision)));
         };
         if offer.vendor_class.is_none() {
             options.put(code::VENDOR_CLASS, b"PXEClient".to_vec());
@@ -1260,7 +1301,7 @@ impl Core {
             request.source
         };
         tracing::info!(%mac, file = offer.file.as_str(), "dhcp boot server: ACK on port 4011 ({})", offer.kind);
-        Some(Action::Send(Transmit {
+        Ok(Action::Send(Transmit {
             bytes,
             to,
             from: server_id,
@@ -1312,14 +1353,11 @@ fn reply_destination(message: &Message, yiaddr: Ipv4Addr) -> (SocketAddrV4, Opti
     }
 }
 
-fn encode_logged(reply: &Reply) -> Option<Vec<u8>> {
-    match codec::encode(reply) {
-        Ok(bytes) => Some(bytes),
-        Err(error) => {
-            tracing::warn!(%error, "dhcp: could not encode the {:?}; nothing sent", reply.message_type);
-            None
-        }
-    }
+fn encode_logged(reply: &Reply) -> Result<Vec<u8>, Silence> {
+    codec::encode(reply).map_err(|error| {
+        tracing::warn!(%error, "dhcp: could not encode the {:?}; nothing sent", reply.message_type);
+        Silence::Unencodable
+    })
 }
 
 /// The options of a reply by code, built-in ones first and configured ones overriding them;

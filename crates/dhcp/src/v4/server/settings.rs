@@ -53,6 +53,14 @@ impl Subnet {
     pub fn range_len(&self) -> u32 {
         u32::from(self.last) - u32::from(self.first) + 1
     }
+
+    /// How the config names this subnet, for messages.
+    pub fn name(&self) -> super::SubnetName {
+        super::SubnetName {
+            index: self.index,
+            network: self.network,
+        }
+    }
 }
 
 /// A reservation from `dhcp.reservations`.

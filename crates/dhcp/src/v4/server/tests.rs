@@ -1126,3 +1126,183 @@ fn our_own_coexistence_probe_is_never_answered() {
     let mut proxy = proxy_core(|_| {});
     assert!(send(&mut proxy, &req, t0()).is_none());
 }
+
+/// The verdict of one request: what `Core::decide` says instead of only staying silent.
+fn verdict(core: &mut Core, req: &Req, now: SystemTime) -> Verdict {
+    let bytes = req.bytes();
+    let interface = interface();
+    core.decide(
+        &Datagram {
+            bytes: &bytes,
+            source: req.source,
+            destination: req.destination,
+            interface: &interface,
+            port: req.port,
+        },
+        now,
+    )
+}
+
+fn silence(core: &mut Core, req: &Req, now: SystemTime) -> Silence {
+    match verdict(core, req, now) {
+        Err(silence) => silence,
+        Ok(action) => panic!("expected silence, got {action:?}"),
+    }
+}
+
+#[test]
+fn every_silence_says_which_rule_kept_the_core_quiet() {
+    let mut reply_op = Req::new(MessageType::Discover, MAC_A).bytes();
+    reply_op[0] = 2;
+    let interface = interface();
+    let datagram = |bytes: &[u8]| -> Verdict {
+        let mut core = core();
+        core.decide(
+            &Datagram {
+                bytes,
+                source: SocketAddrV4::new(Ipv4Addr::UNSPECIFIED, 68),
+                destination: Ipv4Addr::BROADCAST,
+                interface: &interface,
+                port: SERVER_PORT,
+            },
+            t0(),
+        )
+    };
+    assert!(matches!(datagram(&[1; 100]), Err(Silence::Malformed(_))));
+    assert_eq!(datagram(&reply_op), Err(Silence::NotARequest));
+    let mut core = core();
+    assert_eq!(
+        silence(&mut core, &Req::new(MessageType::Offer, MAC_A), t0()),
+        Silence::NotAClientMessage(MessageType::Offer)
+    );
+    assert_eq!(
+        silence(
+            &mut core,
+            &Req::new(MessageType::Discover, coexist::PROBE_MAC.0),
+            t0()
+        ),
+        Silence::OwnProbe
+    );
+
+    // RFC 2131 4.3.2: INIT-REBOOT from a client with no record gets silence, not a NAK.
+    assert_eq!(
+        silence(
+            &mut core,
+            &Req::new(MessageType::Request, MAC_A).requested(Ipv4Addr::new(10, 99, 0, 101)),
+            t0()
+        ),
+        Silence::UnknownClient {
+            state: "INIT-REBOOT"
+        }
+    );
+    assert_eq!(
+        silence(
+            &mut core,
+            &Req::new(MessageType::Request, MAC_A).server_id(Ipv4Addr::new(10, 99, 0, 254)),
+            t0()
+        ),
+        Silence::OtherServerChosen(Ipv4Addr::new(10, 99, 0, 254))
+    );
+    assert_eq!(
+        silence(
+            &mut core,
+            &Req::new(MessageType::Request, MAC_A).server_id(SERVER),
+            t0()
+        ),
+        Silence::NoRequestedAddress
+    );
+    let stranger = Ipv4Addr::new(10, 99, 0, 102);
+    assert_eq!(
+        silence(
+            &mut core,
+            &Req::new(MessageType::Release, MAC_A).ciaddr(stranger, true),
+            t0()
+        ),
+        Silence::NotHeld(MessageType::Release, stranger)
+    );
+    let leased = dora(&mut core, MAC_A, t0());
+    assert_eq!(
+        silence(
+            &mut core,
+            &Req::new(MessageType::Release, MAC_B).ciaddr(leased, true),
+            t0()
+        ),
+        Silence::NotHeld(MessageType::Release, leased),
+        "another client cannot release a lease"
+    );
+
+    // Four addresses in the range: fill them, and the fifth client hears why it got nothing.
+    for i in 0..3u8 {
+        dora(&mut core, [2, 0, 0, 0, 1, i], t0());
+    }
+    let Silence::PoolExhausted {
+        subnet,
+        first,
+        last,
+    } = silence(&mut core, &Req::new(MessageType::Discover, MAC_B), t0())
+    else {
+        panic!("expected an exhausted pool");
+    };
+    assert_eq!(
+        (subnet.index, first, last),
+        (
+            0,
+            Ipv4Addr::new(10, 99, 0, 100),
+            Ipv4Addr::new(10, 99, 0, 103)
+        )
+    );
+
+    let mut known_only = Core::new(
+        settings_with(|d| d.subnets[0].known_clients_only = true),
+        Vec::new(),
+    );
+    assert!(matches!(
+        silence(
+            &mut known_only,
+            &Req::new(MessageType::Discover, MAC_A),
+            t0()
+        ),
+        Silence::KnownClientsOnly(Some(SubnetName { index: 0, .. }))
+    ));
+    let mut ignoring = Core::new(
+        settings_with(|d| d.reservations[0].ignore = true),
+        Vec::new(),
+    );
+    assert_eq!(
+        silence(
+            &mut ignoring,
+            &Req::new(MessageType::Discover, RESERVED_MAC),
+            t0()
+        ),
+        Silence::Ignored
+    );
+}
+
+#[test]
+fn proxy_silences_name_the_boot_decision() {
+    let mut core = proxy_core(|_| {});
+    // A plain DHCP client (no PXE vendor class) is the router's business.
+    let Silence::NoBootFile(decision) =
+        silence(&mut core, &Req::new(MessageType::Discover, MAC_A), t0())
+    else {
+        panic!("expected no boot file");
+    };
+    assert!(matches!(
+        *decision,
+        crate::policy::BootDecision::NotNetboot { .. }
+    ));
+    assert!(
+        Silence::NoBootFile(decision)
+            .to_string()
+            .starts_with("not a netboot client"),
+    );
+    assert_eq!(
+        silence(&mut core, &Req::new(MessageType::Release, MAC_A), t0()),
+        Silence::NotForProxy(MessageType::Release)
+    );
+    let mut known_only = proxy_core(|d| d.known_clients_only = true);
+    assert_eq!(
+        silence(&mut known_only, &pxe_discover(MAC_A, 0), t0()),
+        Silence::KnownClientsOnly(None)
+    );
+}
