@@ -377,6 +377,66 @@ fn leases_lists_a_journal_written_by_the_lease_store() {
 }
 
 #[test]
+fn leases_lists_v6_leases_after_the_v4_ones() {
+    use kindling_dhcp::lease::{Lease6Record, LeaseState, LeaseStore, MacAddr};
+    use std::time::{Duration, SystemTime};
+    let scratch = Scratch::new(&[], SERVER_DHCP);
+    write_leases(&scratch.state());
+    let now = SystemTime::now();
+    let (store, _) = LeaseStore::open(scratch.state(), now).unwrap();
+    let v6 = |last: u16, mac: Option<MacAddr>, hostname: Option<&str>| Lease6Record {
+        duid: vec![0, 4, 0xde, 0xad, last as u8],
+        iaid: u32::from(last),
+        mac,
+        address: std::net::Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, last),
+        hostname: hostname.map(str::to_string),
+        state: LeaseState::Active,
+        granted_at: now,
+        expires_at: now + Duration::from_secs(3600 + 60),
+    };
+    store
+        .commit(vec![
+            v6(0x1ff, None, None),
+            v6(
+                0x100,
+                Some(MacAddr([0x52, 0x54, 0, 0, 0, 0xa1])),
+                Some("node-a"),
+            ),
+        ])
+        .unwrap();
+    store.close();
+
+    let output = scratch.run("leases", &[]);
+    let report = text(&output);
+    assert!(output.status.success(), "{report}");
+    let lines: Vec<&str> = report.lines().collect();
+    assert_eq!(lines.len(), 5, "{report}");
+    assert!(lines[1].starts_with("10.99.0.101"), "{report}");
+    assert!(lines[2].starts_with("10.99.0.120"), "{report}");
+    assert!(
+        lines[3].starts_with("fd00:99::100") && lines[3].contains("52:54:00:00:00:a1  node-a"),
+        "{report}"
+    );
+    assert!(
+        lines[4].starts_with("fd00:99::1ff") && lines[4].contains(" -  "),
+        "a v6 lease whose MAC is unknown shows -: {report}"
+    );
+
+    let output = scratch.run("leases", &["--json"]);
+    let json = String::from_utf8(output.stdout).unwrap();
+    let lines: Vec<&str> = json.lines().collect();
+    assert_eq!(lines.len(), 4, "{json}");
+    assert!(
+        lines[2].starts_with(
+            "{\"address\":\"fd00:99::100\",\"mac\":\"52:54:00:00:00:a1\",\
+             \"hostname\":\"node-a\",\"duid\":\"0004dead00\",\"iaid\":256,"
+        ),
+        "{json}"
+    );
+    assert!(lines[3].contains("\"mac\":null"), "{json}");
+}
+
+#[test]
 fn leases_from_a_damaged_journal_come_with_a_warning() {
     let scratch = Scratch::new(&[], SERVER_DHCP);
     write_leases(&scratch.state());

@@ -43,7 +43,7 @@ fn in_range(lab: &Lab, address: Ipv4Addr) -> bool {
 }
 
 fn journal(daemon: &Daemon) -> Vec<kindling_dhcp::lease::LeaseRecord> {
-    read_snapshot(daemon.dir.path().join("state")).unwrap().0
+    read_snapshot(daemon.dir.path().join("state")).unwrap().0.v4
 }
 
 /// dhclient gets an address from the range with the router, DNS, domain and a configured
@@ -182,7 +182,8 @@ fn kill_9_loses_no_acknowledged_lease() {
             .collect()
     });
     let state = daemon.dir.path().join("state");
-    let (records, report) = read_snapshot(&state).unwrap();
+    let (snapshot, report) = read_snapshot(&state).unwrap();
+    let records = snapshot.v4;
     eprintln!(
         "kill_9: {} of {CLIENTS} clients were ACKed before SIGKILL; the journal holds {} records ({report:?})",
         acked.len(),

@@ -4,16 +4,19 @@
 //! The child commits leases from several threads, with renewals so that compactions happen too,
 //! and prints `ACK <seq>` only after `commit` returned. The parent SIGKILLs it after about a
 //! second, reopens the store and checks every printed sequence number; three rounds on one
-//! directory, so each child also recovers from the previous kill.
+//! directory, so each child also recovers from the previous kill. Every commit holds a v4 and
+//! a v6 lease, so both families are checked.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::io::{BufRead, BufReader, Write};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use kindling_dhcp::lease::{LeaseRecord, LeaseState, LeaseStore, MacAddr, StoreOptions};
+use kindling_dhcp::lease::{
+    Lease6Record, LeaseRecord, LeaseState, LeaseStore, MacAddr, StoreOptions, StoredLease,
+};
 
 const CHILD_ENV: &str = "KINDLING_LEASE_KILL9_CHILD";
 const ROUND_ENV: &str = "KINDLING_LEASE_KILL9_ROUND";
@@ -31,6 +34,25 @@ fn record(seq: u32) -> LeaseRecord {
         granted_at: t,
         expires_at: t + Duration::from_secs(u64::from(seq)),
     }
+}
+
+fn record6(seq: u32) -> Lease6Record {
+    let v4 = record(seq);
+    Lease6Record {
+        duid: [&[0u8, 3, 0, 1][..], &v4.mac.0].concat(),
+        iaid: seq,
+        mac: Some(v4.mac),
+        address: Ipv6Addr::from(0xfd00_0099_u128 << 96 | u128::from(seq)),
+        hostname: v4.hostname,
+        state: v4.state,
+        granted_at: v4.granted_at,
+        expires_at: v4.expires_at,
+    }
+}
+
+/// A lease of each family for `seq`.
+fn both(seq: u32) -> [StoredLease; 2] {
+    [StoredLease::V4(record(seq)), StoredLease::V6(record6(seq))]
 }
 
 fn child(dir: &Path, round: u32) -> ! {
@@ -53,11 +75,11 @@ fn child(dir: &Path, round: u32) -> ! {
                         break; // The parent is gone; do not run forever.
                     }
                     let seq = base + n;
-                    let mut batch = vec![record(seq)];
+                    let mut batch = both(seq).to_vec();
                     if n > 0 {
                         // Renewals, so that compactions run during the test.
-                        batch.push(record(base + n / 2));
-                        batch.push(record(base + n / 3));
+                        batch.extend(both(base + n / 2));
+                        batch.extend(both(base + n / 3));
                     }
                     store.commit(batch).expect("commit in the child");
                     let mut out = std::io::stdout().lock();
@@ -155,7 +177,10 @@ fn kill9_loses_no_acknowledged_lease() {
         let missing: Vec<u32> = acked_total
             .iter()
             .copied()
-            .filter(|seq| store.lookup_addr(Ipv4Addr::from(*seq)) != Some(record(*seq)))
+            .filter(|seq| {
+                store.lookup_addr(Ipv4Addr::from(*seq)) != Some(record(*seq))
+                    || store.lookup_v6_addr(record6(*seq).address) != Some(record6(*seq))
+            })
             .collect();
         assert!(
             missing.is_empty(),
@@ -163,8 +188,8 @@ fn kill9_loses_no_acknowledged_lease() {
             missing.len(),
             &missing[..missing.len().min(10)]
         );
-        // Three records per commit on distinct addresses: without compaction the journal
-        // would hold three records per lease.
+        // Three records of each family per commit on distinct addresses: without compaction
+        // the journal would hold three records per lease.
         compacted |= report.records_loaded < 2 * report.live_leases;
         drop(store);
     }

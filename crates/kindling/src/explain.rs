@@ -156,7 +156,8 @@ fn explain(
     let (server, server_note) = server_address(&settings, args.server_ip);
 
     let (records, lease_note) = match lease::read_snapshot(&config.state_dir) {
-        Ok((records, report)) => {
+        Ok((snapshot, report)) => {
+            let records = snapshot.v4;
             let journal = report.path.display();
             let note = if !report.path.exists() {
                 format!("none (no lease journal at {journal} yet)")

@@ -12,25 +12,42 @@ use std::path::PathBuf;
 use std::time::SystemTime;
 
 use kindling_dhcp::event::{Family, LeaseEvent};
-use kindling_dhcp::lease::{LeaseRecord, LeaseState, read_snapshot};
+use kindling_dhcp::lease::{LeaseState, Snapshot, read_snapshot};
 use kindling_dns::{DnsHandle, LeaseName, NameChange, ReservedName};
 use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
-/// The names of the leases in `records` that are live at `now` and carry a hostname.
-pub(crate) fn live_names(records: &[LeaseRecord], now: SystemTime) -> Vec<LeaseName> {
-    records
+/// The names of the leases in `leases` that are live at `now` and carry a hostname, both
+/// families. A v6 lease names a machine only when Kindling learned its MAC (DNS keys names by
+/// machine).
+pub(crate) fn live_names(leases: &Snapshot, now: SystemTime) -> Vec<LeaseName> {
+    let live = |state: &LeaseState, expires_at: SystemTime| {
+        *state == LeaseState::Active && expires_at > now
+    };
+    let v4 = leases
+        .v4
         .iter()
-        .filter(|r| r.state == LeaseState::Active && r.expires_at > now)
+        .filter(|r| live(&r.state, r.expires_at))
         .filter_map(|r| {
             Some(LeaseName {
                 mac: r.mac.0,
                 address: IpAddr::V4(r.address),
                 hostname: r.hostname.clone()?,
             })
-        })
-        .collect()
+        });
+    let v6 = leases
+        .v6
+        .iter()
+        .filter(|r| live(&r.state, r.expires_at))
+        .filter_map(|r| {
+            Some(LeaseName {
+                mac: r.mac?.0,
+                address: IpAddr::V6(r.address),
+                hostname: r.hostname.clone()?,
+            })
+        });
+    v4.chain(v6).collect()
 }
 
 /// The hostnames of `dhcp.reservations`, each owned by its MAC.

@@ -6,7 +6,9 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use kindling_dhcp::lease::{self, AbandonReason, LeaseRecord, LeaseState, RecoveryReport};
+use kindling_dhcp::lease::{
+    self, AbandonReason, Lease6Record, LeaseRecord, LeaseState, RecoveryReport,
+};
 
 /// Prints the leases of the config's `state_dir`, as a table or as JSON lines.
 pub(crate) fn run(config: Option<&Path>, json: bool) -> anyhow::Result<ExitCode> {
@@ -15,16 +17,22 @@ pub(crate) fn run(config: Option<&Path>, json: bool) -> anyhow::Result<ExitCode>
         eprintln!("{warning}");
     }
     let state_dir = &loaded.config.state_dir;
-    let (mut records, report) = lease::read_snapshot(state_dir).map_err(|error| {
+    let (snapshot, report) = lease::read_snapshot(state_dir).map_err(|error| {
         anyhow::anyhow!(
             "reading the leases in state_dir {}: {error}",
             state_dir.display()
         )
     })?;
+    // v4 leases first, then v6, each family by address (as the snapshot orders them).
+    let records: Vec<Row<'_>> = snapshot
+        .v4
+        .iter()
+        .map(Row::V4)
+        .chain(snapshot.v6.iter().map(Row::V6))
+        .collect();
     if let Some(warning) = damage_warning(&report, records.len()) {
         eprintln!("kindling: warning: {warning}");
     }
-    records.sort_by_key(|record| record.address);
     let now = SystemTime::now();
     if records.is_empty() {
         let journal = state_dir.join(lease::JOURNAL_FILE);
@@ -99,24 +107,77 @@ fn plural(count: usize) -> &'static str {
     if count == 1 { "" } else { "s" }
 }
 
+/// A lease of either family, for printing.
+#[derive(Clone, Copy)]
+enum Row<'a> {
+    V4(&'a LeaseRecord),
+    V6(&'a Lease6Record),
+}
+
+impl Row<'_> {
+    fn address(&self) -> String {
+        match self {
+            Row::V4(r) => r.address.to_string(),
+            Row::V6(r) => r.address.to_string(),
+        }
+    }
+
+    /// The machine's MAC; a v6 lease has one only when Kindling learned it.
+    fn mac(&self) -> Option<String> {
+        match self {
+            Row::V4(r) => Some(r.mac.to_string()),
+            Row::V6(r) => r.mac.map(|mac| mac.to_string()),
+        }
+    }
+
+    fn hostname(&self) -> Option<&str> {
+        match self {
+            Row::V4(r) => r.hostname.as_deref(),
+            Row::V6(r) => r.hostname.as_deref(),
+        }
+    }
+
+    fn state(&self) -> &LeaseState {
+        match self {
+            Row::V4(r) => &r.state,
+            Row::V6(r) => &r.state,
+        }
+    }
+
+    fn granted_at(&self) -> SystemTime {
+        match self {
+            Row::V4(r) => r.granted_at,
+            Row::V6(r) => r.granted_at,
+        }
+    }
+
+    fn expires_at(&self) -> SystemTime {
+        match self {
+            Row::V4(r) => r.expires_at,
+            Row::V6(r) => r.expires_at,
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The leases as an aligned table.
-fn table(records: &[LeaseRecord], now: SystemTime) -> String {
+fn table(records: &[Row<'_>], now: SystemTime) -> String {
     let header = ["ADDRESS", "MAC", "HOSTNAME", "STATE", "EXPIRES (UTC)"];
     let rows: Vec<[String; 5]> = records
         .iter()
         .map(|record| {
             [
-                record.address.to_string(),
-                record.mac.to_string(),
-                record
-                    .hostname
-                    .as_deref()
-                    .map_or_else(|| "-".to_string(), printable),
-                record.state.to_string(),
+                record.address(),
+                record.mac().unwrap_or_else(|| "-".to_string()),
+                record.hostname().map_or_else(|| "-".to_string(), printable),
+                record.state().to_string(),
                 format!(
                     "{} ({})",
-                    utc_datetime(unix_seconds(record.expires_at), ' '),
-                    relative(unix_seconds(record.expires_at) - unix_seconds(now))
+                    utc_datetime(unix_seconds(record.expires_at()), ' '),
+                    relative(unix_seconds(record.expires_at()) - unix_seconds(now))
                 ),
             ]
         })
@@ -161,9 +222,10 @@ fn printable(text: &str) -> String {
         .collect()
 }
 
-/// One lease as a JSON object on one line.
-fn json_line(record: &LeaseRecord, now: SystemTime) -> String {
-    let (state, reason) = match &record.state {
+/// One lease as a JSON object on one line. A v4 lease carries its client identifier, a v6
+/// lease its DUID and IAID.
+fn json_line(record: &Row<'_>, now: SystemTime) -> String {
+    let (state, reason) = match record.state() {
         LeaseState::Active => ("active", None),
         LeaseState::Released => ("released", None),
         LeaseState::Expired => ("expired", None),
@@ -171,21 +233,27 @@ fn json_line(record: &LeaseRecord, now: SystemTime) -> String {
         LeaseState::Abandoned(AbandonReason::InUse) => ("abandoned", Some("in use")),
         LeaseState::Abandoned(AbandonReason::Other(why)) => ("abandoned", Some(why.as_str())),
     };
-    let granted = unix_seconds(record.granted_at);
-    let expires = unix_seconds(record.expires_at);
+    let granted = unix_seconds(record.granted_at());
+    let expires = unix_seconds(record.expires_at());
     let optional = |value: Option<&str>| value.map_or_else(|| "null".to_string(), json_string);
-    let client_id = record
-        .client_id
-        .as_deref()
-        .map(|id| id.iter().map(|b| format!("{b:02x}")).collect::<String>());
+    let client = match record {
+        Row::V4(r) => format!(
+            "\"client_id\":{}",
+            optional(r.client_id.as_deref().map(hex).as_deref())
+        ),
+        Row::V6(r) => format!(
+            "\"duid\":{},\"iaid\":{}",
+            json_string(&hex(&r.duid)),
+            r.iaid
+        ),
+    };
     format!(
-        "{{\"address\":{},\"mac\":{},\"hostname\":{},\"client_id\":{},\"state\":{},\
+        "{{\"address\":{},\"mac\":{},\"hostname\":{},{client},\"state\":{},\
          \"abandon_reason\":{},\"granted_at\":{},\"granted_at_unix\":{granted},\
          \"expires_at\":{},\"expires_at_unix\":{expires},\"expires_in_seconds\":{}}}",
-        json_string(&record.address.to_string()),
-        json_string(&record.mac.to_string()),
-        optional(record.hostname.as_deref()),
-        optional(client_id.as_deref()),
+        json_string(&record.address()),
+        optional(record.mac().as_deref()),
+        optional(record.hostname()),
         json_string(state),
         optional(reason),
         json_string(&(utc_datetime(granted, 'T') + "Z")),
@@ -383,7 +451,7 @@ mod tests {
             granted_at: now,
             expires_at: now + Duration::from_secs(3 * 3600 + 12 * 60),
         };
-        let table = table(std::slice::from_ref(&record), now);
+        let table = table(&[Row::V4(&record)], now);
         let lines: Vec<&str> = table.lines().collect();
         assert!(lines[0].starts_with("ADDRESS      MAC"), "{table}");
         assert!(
@@ -392,7 +460,7 @@ mod tests {
             "{table}"
         );
         assert_eq!(
-            json_line(&record, now),
+            json_line(&Row::V4(&record), now),
             "{\"address\":\"10.99.0.100\",\"mac\":\"52:54:00:12:34:56\",\"hostname\":\"node\\\"1\",\
              \"client_id\":\"015254\",\"state\":\"abandoned\",\"abandon_reason\":\"declined\",\
              \"granted_at\":\"2027-01-15T08:00:00Z\",\"granted_at_unix\":1800000000,\

@@ -223,7 +223,7 @@ fn lease_feed(
         Ok((records, _)) => records,
         Err(error) => {
             warn!(%error, "dns: could not read the lease journal; lease names start empty");
-            Vec::new()
+            kindling_dhcp::lease::Snapshot::default()
         }
     };
     let live = lease_names::live_names(&records, std::time::SystemTime::now());

@@ -15,7 +15,7 @@
 use std::fmt;
 use std::path::PathBuf;
 
-use super::record::{DecodeError, InvalidRecord, LeaseRecord};
+use super::record::{DecodeError, InvalidRecord, StoredLease};
 
 pub(crate) const HEADER_MAGIC: &[u8; 16] = b"KINDLING-LEASES\n";
 pub(crate) const FORMAT_VERSION: u32 = 1;
@@ -32,7 +32,7 @@ pub(crate) fn header() -> [u8; HEADER_LEN] {
 }
 
 /// Appends one framed record to `out`; on error `out` is left as it was.
-pub(crate) fn encode_frame(record: &LeaseRecord, out: &mut Vec<u8>) -> Result<(), InvalidRecord> {
+pub(crate) fn encode_frame(record: &StoredLease, out: &mut Vec<u8>) -> Result<(), InvalidRecord> {
     let start = out.len();
     out.extend_from_slice(&FRAME_MAGIC);
     out.extend_from_slice(&[0; 8]);
@@ -168,7 +168,7 @@ impl fmt::Display for RecoveryReport {
 
 /// Everything a scan found. `valid_end` is where the torn tail starts (or the file length).
 pub(crate) struct Scan {
-    pub(crate) records: Vec<LeaseRecord>,
+    pub(crate) records: Vec<StoredLease>,
     pub(crate) bad_header: bool,
     /// The header names a format newer than this build.
     pub(crate) newer_format: Option<u32>,
@@ -269,7 +269,7 @@ pub(crate) fn scan(buf: &[u8]) -> Scan {
         let failure = match check_frame(buf, pos) {
             Ok(frame_len) => {
                 let payload = &buf[pos + FRAME_HEADER_LEN..pos + frame_len];
-                match LeaseRecord::decode(payload) {
+                match StoredLease::decode(payload) {
                     Ok(record) => scan.records.push(record),
                     Err(DecodeError::UnknownVersion(v)) => {
                         scan.corrupt.push(region(

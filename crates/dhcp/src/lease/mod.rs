@@ -14,9 +14,13 @@
 //! journal costs (our own compaction, the live set in RAM) is small for DHCP pools of a few ten
 //! thousand leases. Kea's memfile and ISC dhcpd's `dhcpd.leases` make the same choice.
 //!
+//! One journal holds the leases of both families with the same guarantees: a DHCPv4 lease is a
+//! version-1 record ([`LeaseRecord`]), a DHCPv6 lease a version-2 record ([`Lease6Record`],
+//! keyed by DUID and IAID); [`StoredLease`] is either. Each family has its own index
+//! (`index.rs`), so a v6 lease never shadows the v4 lease of the same machine.
+//!
 //! Files in `state_dir`: `leases.journal` (a versioned header, then frames of magic, length,
-//! CRC-32 and a versioned record whose family byte leaves room for DHCPv6; see `journal.rs` and
-//! `record.rs`); `leases.lock` (an exclusive `flock` held by the one writer);
+//! CRC-32 and a versioned record; see `journal.rs` and `record.rs`); `leases.lock` (an exclusive `flock` held by the one writer);
 //! `leases.journal.compact` (a compaction in progress; a leftover one is deleted on open); and
 //! `leases.damaged-<unix seconds>` (a copy of a damaged journal, kept for forensics and never
 //! deleted by Kindling). Compaction runs on the writer thread, so commits wait for it (a few ms
@@ -39,13 +43,16 @@ mod store;
 mod tests;
 
 use std::io;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use journal::{Corruption, DamagedRegion, RecoveryReport};
-pub use record::{AbandonReason, InvalidRecord, LeaseRecord, LeaseState, MAX_FIELD_LEN, MacAddr};
-pub use store::{LeaseStore, StoreOptions, StoreStats, read_snapshot};
+pub use record::{
+    AbandonReason, InvalidRecord, Lease6Record, LeaseRecord, LeaseState, MAX_FIELD_LEN, MacAddr,
+    StoredLease,
+};
+pub use store::{LeaseStore, Snapshot, StoreOptions, StoreStats, read_snapshot};
 
 /// The journal's file name in `state_dir`.
 pub const JOURNAL_FILE: &str = "leases.journal";
@@ -83,7 +90,7 @@ pub enum StoreError {
     },
     #[error("lease for {address}: {source}")]
     InvalidRecord {
-        address: Ipv4Addr,
+        address: IpAddr,
         #[source]
         source: InvalidRecord,
     },

@@ -1,6 +1,6 @@
 //! The lease record and its versioned binary encoding (the payload of one journal frame).
 //!
-//! Payload, version 1 (all integers little-endian):
+//! Payload, version 1: a DHCPv4 lease (all integers little-endian):
 //!
 //! ```text
 //! u8  record version (1)      u8  family (4 = DHCPv4; 6 is reserved for DHCPv6 leases)
@@ -14,16 +14,36 @@
 //! u8  reason text length, UTF-8 bytes (only for "other")
 //! ```
 //!
+//! Payload, version 2: a DHCPv6 lease (IA_NA address). Version 1 builds see the new version
+//! byte and refuse to rewrite the journal (`StoreError::NewerRecord`) instead of dropping the
+//! lease; v4 leases stay at version 1, so a journal without v6 leases still opens in an older
+//! build.
+//!
+//! ```text
+//! u8  record version (2)      u8  family (6)
+//! u8  state                   u8  abandon reason          (as in version 1)
+//! u8  MAC known (0 or 1)      [6] MAC (zero when unknown)
+//! [16] IPv6 address           u32 IAID
+//! i64 granted-at seconds, u32 nanoseconds
+//! i64 expires-at seconds, u32 nanoseconds
+//! u8  DUID length (1..=255), bytes
+//! u8  hostname present, u8 length, UTF-8 bytes
+//! u8  reason text length, UTF-8 bytes (only for "other")
+//! ```
+//!
 //! Bytes after these fields are ignored, so a later build may append fields without a new record
 //! version; anything incompatible gets a new version byte, which older builds refuse to rewrite.
 
 use std::fmt;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Record version written by this build.
+/// Record version of a DHCPv4 lease.
 pub(crate) const RECORD_VERSION: u8 = 1;
+/// Record version of a DHCPv6 lease.
+pub(crate) const RECORD_VERSION_V6: u8 = 2;
 const FAMILY_V4: u8 = 4;
+const FAMILY_V6: u8 = 6;
 
 /// The longest client identifier, hostname or reason text a record holds (DHCP option length).
 pub const MAX_FIELD_LEN: usize = 255;
@@ -92,6 +112,67 @@ pub struct LeaseRecord {
     pub expires_at: SystemTime,
 }
 
+/// One DHCPv6 lease (an IA_NA address) as the store keeps it. The client is its DUID and the
+/// IAID of the identity association; the MAC is what Kindling learned of the machine (from a
+/// DUID-LL/LLT, the EUI-64 of its link-local address or a relay's option 79), when it did.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Lease6Record {
+    pub duid: Vec<u8>,
+    pub iaid: u32,
+    pub mac: Option<MacAddr>,
+    pub address: Ipv6Addr,
+    /// Already sanitized by the caller (at most 255 bytes).
+    pub hostname: Option<String>,
+    pub state: LeaseState,
+    pub granted_at: SystemTime,
+    pub expires_at: SystemTime,
+}
+
+/// A lease of either family, as one journal frame holds it.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum StoredLease {
+    V4(LeaseRecord),
+    V6(Lease6Record),
+}
+
+impl StoredLease {
+    /// The leased address.
+    pub fn address(&self) -> IpAddr {
+        match self {
+            StoredLease::V4(r) => IpAddr::V4(r.address),
+            StoredLease::V6(r) => IpAddr::V6(r.address),
+        }
+    }
+
+    /// Appends the payload to `out` (version 1 for v4, 2 for v6).
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) -> Result<(), InvalidRecord> {
+        match self {
+            StoredLease::V4(record) => record.encode(out),
+            StoredLease::V6(record) => record.encode(out),
+        }
+    }
+
+    /// Decodes one payload of either version.
+    pub(crate) fn decode(payload: &[u8]) -> Result<StoredLease, DecodeError> {
+        match payload.first() {
+            Some(&RECORD_VERSION_V6) => Lease6Record::decode(payload).map(StoredLease::V6),
+            _ => LeaseRecord::decode(payload).map(StoredLease::V4),
+        }
+    }
+}
+
+impl From<LeaseRecord> for StoredLease {
+    fn from(record: LeaseRecord) -> StoredLease {
+        StoredLease::V4(record)
+    }
+}
+
+impl From<Lease6Record> for StoredLease {
+    fn from(record: Lease6Record) -> StoredLease {
+        StoredLease::V6(record)
+    }
+}
+
 /// A record that cannot be stored (a caller error, found before anything is written).
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum InvalidRecord {
@@ -99,6 +180,8 @@ pub enum InvalidRecord {
     TooLong { field: &'static str, len: usize },
     #[error("{field} is outside the range a lease file can hold")]
     TimeOutOfRange { field: &'static str },
+    #[error("{field} is empty")]
+    Empty { field: &'static str },
 }
 
 /// Why a payload with a good checksum could not be decoded.
@@ -162,31 +245,81 @@ fn put_optional(
     Ok(())
 }
 
+/// The state byte, the abandon-reason byte and the reason text of `state`.
+fn state_parts(state: &LeaseState) -> (u8, u8, &str) {
+    match state {
+        LeaseState::Active => (0, 0, ""),
+        LeaseState::Released => (1, 0, ""),
+        LeaseState::Expired => (2, 0, ""),
+        LeaseState::Abandoned(AbandonReason::Declined) => (3, 1, ""),
+        LeaseState::Abandoned(AbandonReason::InUse) => (3, 2, ""),
+        LeaseState::Abandoned(AbandonReason::Other(text)) => (3, 3, text),
+    }
+}
+
+fn state_from_parts(state: u8, reason: u8, reason_text: &str) -> Result<LeaseState, DecodeError> {
+    Ok(match (state, reason) {
+        (0, 0) => LeaseState::Active,
+        (1, 0) => LeaseState::Released,
+        (2, 0) => LeaseState::Expired,
+        (3, 1) => LeaseState::Abandoned(AbandonReason::Declined),
+        (3, 2) => LeaseState::Abandoned(AbandonReason::InUse),
+        (3, 3) => LeaseState::Abandoned(AbandonReason::Other(reason_text.to_owned())),
+        _ => return Err(DecodeError::Malformed("state")),
+    })
+}
+
+/// Appends the two times of a lease.
+fn put_times(
+    out: &mut Vec<u8>,
+    granted_at: SystemTime,
+    expires_at: SystemTime,
+) -> Result<(), InvalidRecord> {
+    for (time, field) in [(granted_at, "granted_at"), (expires_at, "expires_at")] {
+        let (secs, nanos) = time_to_parts(time, field)?;
+        out.extend_from_slice(&secs.to_le_bytes());
+        out.extend_from_slice(&nanos.to_le_bytes());
+    }
+    Ok(())
+}
+
+/// Appends the hostname and the reason text, the fields both versions end with.
+fn put_name_and_reason(
+    out: &mut Vec<u8>,
+    hostname: Option<&str>,
+    reason_text: &str,
+) -> Result<(), InvalidRecord> {
+    put_optional(out, hostname.map(str::as_bytes), "hostname")?;
+    out.push(check_len("abandon reason", reason_text.len())?);
+    out.extend_from_slice(reason_text.as_bytes());
+    Ok(())
+}
+
+/// Reads the hostname and the reason text.
+fn name_and_reason<'a>(r: &mut Reader<'a>) -> Result<(Option<String>, &'a str), DecodeError> {
+    let hostname = match r.optional()? {
+        None => None,
+        Some(bytes) => Some(
+            String::from_utf8(bytes.to_vec())
+                .map_err(|_| DecodeError::Malformed("hostname is not UTF-8"))?,
+        ),
+    };
+    let reason_len = usize::from(r.u8()?);
+    let reason_text = std::str::from_utf8(r.take(reason_len)?)
+        .map_err(|_| DecodeError::Malformed("reason is not UTF-8"))?;
+    Ok((hostname, reason_text))
+}
+
 impl LeaseRecord {
     /// Appends the version-1 payload to `out`; on error `out` may hold a partial payload.
     pub(crate) fn encode(&self, out: &mut Vec<u8>) -> Result<(), InvalidRecord> {
-        let (granted_secs, granted_nanos) = time_to_parts(self.granted_at, "granted_at")?;
-        let (expires_secs, expires_nanos) = time_to_parts(self.expires_at, "expires_at")?;
-        let (state, reason, reason_text): (u8, u8, &str) = match &self.state {
-            LeaseState::Active => (0, 0, ""),
-            LeaseState::Released => (1, 0, ""),
-            LeaseState::Expired => (2, 0, ""),
-            LeaseState::Abandoned(AbandonReason::Declined) => (3, 1, ""),
-            LeaseState::Abandoned(AbandonReason::InUse) => (3, 2, ""),
-            LeaseState::Abandoned(AbandonReason::Other(text)) => (3, 3, text),
-        };
+        let (state, reason, reason_text) = state_parts(&self.state);
         out.extend_from_slice(&[RECORD_VERSION, FAMILY_V4, state, reason]);
         out.extend_from_slice(&self.mac.0);
         out.extend_from_slice(&self.address.octets());
-        out.extend_from_slice(&granted_secs.to_le_bytes());
-        out.extend_from_slice(&granted_nanos.to_le_bytes());
-        out.extend_from_slice(&expires_secs.to_le_bytes());
-        out.extend_from_slice(&expires_nanos.to_le_bytes());
+        put_times(out, self.granted_at, self.expires_at)?;
         put_optional(out, self.client_id.as_deref(), "client_id")?;
-        put_optional(out, self.hostname.as_deref().map(str::as_bytes), "hostname")?;
-        out.push(check_len("abandon reason", reason_text.len())?);
-        out.extend_from_slice(reason_text.as_bytes());
-        Ok(())
+        put_name_and_reason(out, self.hostname.as_deref(), reason_text)
     }
 
     /// Decodes one payload (the inverse of [`encode`](Self::encode)).
@@ -206,28 +339,72 @@ impl LeaseRecord {
         let granted_at = r.time()?;
         let expires_at = r.time()?;
         let client_id = r.optional()?.map(<[u8]>::to_vec);
-        let hostname = match r.optional()? {
-            None => None,
-            Some(bytes) => Some(
-                String::from_utf8(bytes.to_vec())
-                    .map_err(|_| DecodeError::Malformed("hostname is not UTF-8"))?,
-            ),
-        };
-        let reason_len = usize::from(r.u8()?);
-        let reason_text = std::str::from_utf8(r.take(reason_len)?)
-            .map_err(|_| DecodeError::Malformed("reason is not UTF-8"))?;
-        let state = match (state, reason) {
-            (0, 0) => LeaseState::Active,
-            (1, 0) => LeaseState::Released,
-            (2, 0) => LeaseState::Expired,
-            (3, 1) => LeaseState::Abandoned(AbandonReason::Declined),
-            (3, 2) => LeaseState::Abandoned(AbandonReason::InUse),
-            (3, 3) => LeaseState::Abandoned(AbandonReason::Other(reason_text.to_owned())),
-            _ => return Err(DecodeError::Malformed("state")),
-        };
+        let (hostname, reason_text) = name_and_reason(&mut r)?;
+        let state = state_from_parts(state, reason, reason_text)?;
         Ok(LeaseRecord {
             mac,
             client_id,
+            address,
+            hostname,
+            state,
+            granted_at,
+            expires_at,
+        })
+    }
+}
+
+impl Lease6Record {
+    /// Appends the version-2 payload to `out`; on error `out` may hold a partial payload.
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) -> Result<(), InvalidRecord> {
+        let (state, reason, reason_text) = state_parts(&self.state);
+        if self.duid.is_empty() {
+            return Err(InvalidRecord::Empty { field: "duid" });
+        }
+        out.extend_from_slice(&[RECORD_VERSION_V6, FAMILY_V6, state, reason]);
+        out.push(u8::from(self.mac.is_some()));
+        out.extend_from_slice(&self.mac.map_or([0; 6], |m| m.0));
+        out.extend_from_slice(&self.address.octets());
+        out.extend_from_slice(&self.iaid.to_le_bytes());
+        put_times(out, self.granted_at, self.expires_at)?;
+        out.push(check_len("duid", self.duid.len())?);
+        out.extend_from_slice(&self.duid);
+        put_name_and_reason(out, self.hostname.as_deref(), reason_text)
+    }
+
+    /// Decodes one version-2 payload (the inverse of [`encode`](Self::encode)).
+    pub(crate) fn decode(payload: &[u8]) -> Result<Lease6Record, DecodeError> {
+        let mut r = Reader(payload);
+        let version = r.u8()?;
+        if version != RECORD_VERSION_V6 {
+            return Err(DecodeError::UnknownVersion(version));
+        }
+        if r.u8()? != FAMILY_V6 {
+            return Err(DecodeError::Malformed("address family"));
+        }
+        let state = r.u8()?;
+        let reason = r.u8()?;
+        let mac_known = r.u8()?;
+        let mac = MacAddr(r.array()?);
+        let mac = match mac_known {
+            0 => None,
+            1 => Some(mac),
+            _ => return Err(DecodeError::Malformed("MAC flag")),
+        };
+        let address = Ipv6Addr::from(r.array::<16>()?);
+        let iaid = u32::from_le_bytes(r.array()?);
+        let granted_at = r.time()?;
+        let expires_at = r.time()?;
+        let duid_len = usize::from(r.u8()?);
+        if duid_len == 0 {
+            return Err(DecodeError::Malformed("empty DUID"));
+        }
+        let duid = r.take(duid_len)?.to_vec();
+        let (hostname, reason_text) = name_and_reason(&mut r)?;
+        let state = state_from_parts(state, reason, reason_text)?;
+        Ok(Lease6Record {
+            duid,
+            iaid,
+            mac,
             address,
             hostname,
             state,

@@ -3,16 +3,16 @@
 
 use std::fs::{self, File, OpenOptions, TryLockError};
 use std::io::{self, Read, Seek, SeekFrom, Write};
-use std::net::Ipv4Addr;
+use std::net::{Ipv4Addr, Ipv6Addr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, PoisonError, RwLock, RwLockReadGuard, mpsc};
 use std::thread::JoinHandle;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::index::Index;
+use super::index::{Indexes, Owner};
 use super::journal::{self, Corruption, RecoveryReport};
-use super::record::{LeaseRecord, MacAddr};
+use super::record::{Lease6Record, LeaseRecord, LeaseState, MacAddr, StoredLease};
 use super::{COMPACT_TEMP_FILE, DAMAGED_PREFIX, JOURNAL_FILE, LOCK_FILE, StoreError};
 
 /// Tuning of a [`LeaseStore`].
@@ -56,12 +56,12 @@ type Done<T> = Box<dyn FnOnce(Result<T, StoreError>) + Send>;
 enum Request {
     Commit {
         frames: Vec<u8>,
-        records: Vec<LeaseRecord>,
+        records: Vec<StoredLease>,
         done: Done<()>,
     },
     Reclaim {
         now: SystemTime,
-        done: Done<Vec<LeaseRecord>>,
+        done: Done<Vec<StoredLease>>,
     },
     Compact {
         done: Done<()>,
@@ -70,7 +70,7 @@ enum Request {
 
 #[derive(Default)]
 struct Shared {
-    index: RwLock<Index>,
+    index: RwLock<Indexes>,
     commits: AtomicU64,
     records: AtomicU64,
     syncs: AtomicU64,
@@ -109,7 +109,7 @@ fn read_journal(path: &Path) -> Result<Vec<u8>, StoreError> {
 }
 
 /// Scans a journal image into an index and a report; fails only on a newer file format.
-fn recover(path: &Path, buf: &[u8]) -> Result<(Index, RecoveryReport, u64), StoreError> {
+fn recover(path: &Path, buf: &[u8]) -> Result<(Indexes, RecoveryReport, u64), StoreError> {
     let scan = journal::scan(buf);
     if let Some(found) = scan.newer_format {
         return Err(StoreError::NewerFormat {
@@ -117,7 +117,7 @@ fn recover(path: &Path, buf: &[u8]) -> Result<(Index, RecoveryReport, u64), Stor
             found,
         });
     }
-    let mut index = Index::default();
+    let mut index = Indexes::default();
     let records_loaded = scan.records.len();
     for record in scan.records {
         index.apply(record);
@@ -140,11 +140,23 @@ fn recover(path: &Path, buf: &[u8]) -> Result<(Index, RecoveryReport, u64), Stor
 /// ordered by address, and what the scan found (a torn tail here may be a write in flight).
 pub fn read_snapshot(
     state_dir: impl AsRef<Path>,
-) -> Result<(Vec<LeaseRecord>, RecoveryReport), StoreError> {
+) -> Result<(Snapshot, RecoveryReport), StoreError> {
     let path = state_dir.as_ref().join(JOURNAL_FILE);
     let buf = read_journal(&path)?;
     let (index, report, _) = recover(&path, &buf)?;
-    Ok((index.all(), report))
+    let snapshot = Snapshot {
+        v4: index.v4.all(),
+        v6: index.v6.all(),
+    };
+    Ok((snapshot, report))
+}
+
+/// The leases of a journal read by [`read_snapshot`]: the newest record per address, each
+/// family ordered by address.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Snapshot {
+    pub v4: Vec<LeaseRecord>,
+    pub v6: Vec<Lease6Record>,
 }
 
 /// Writes `buf` to a fresh file next to the journal: `leases.damaged-<secs>[-n]`, fsynced.
@@ -176,12 +188,12 @@ fn save_damaged_copy(dir: &Path, buf: &[u8], now: SystemTime) -> Result<PathBuf,
 
 /// Compaction, step 1: the live records into `leases.journal.compact`, fsynced, then renamed
 /// over the journal. A failure here leaves the old journal in place and in use.
-fn write_and_rename(dir: &Path, records: &[LeaseRecord]) -> Result<(), StoreError> {
+fn write_and_rename(dir: &Path, records: &[StoredLease]) -> Result<(), StoreError> {
     let temp = dir.join(COMPACT_TEMP_FILE);
     let mut buf = journal::header().to_vec();
     for record in records {
         journal::encode_frame(record, &mut buf).map_err(|source| StoreError::InvalidRecord {
-            address: record.address,
+            address: record.address(),
             source,
         })?;
     }
@@ -354,7 +366,7 @@ impl LeaseStore {
         ))
     }
 
-    fn index(&self) -> RwLockReadGuard<'_, Index> {
+    fn index(&self) -> RwLockReadGuard<'_, Indexes> {
         self.shared
             .index
             .read()
@@ -381,16 +393,17 @@ impl LeaseStore {
     /// failed). `done` runs on the writer thread: it must be quick and must not block (send on a
     /// channel). Records are written in the order their commits are queued; the index shows
     /// them only once they are durable. An invalid record fails the whole call at once.
-    pub fn submit(
+    pub fn submit<R: Into<StoredLease>>(
         &self,
-        records: Vec<LeaseRecord>,
+        records: Vec<R>,
         done: impl FnOnce(Result<(), StoreError>) + Send + 'static,
     ) {
+        let records: Vec<StoredLease> = records.into_iter().map(Into::into).collect();
         let mut frames = Vec::with_capacity(records.len() * 64);
         for record in &records {
             if let Err(source) = journal::encode_frame(record, &mut frames) {
                 done(Err(StoreError::InvalidRecord {
-                    address: record.address,
+                    address: record.address(),
                     source,
                 }));
                 return;
@@ -409,7 +422,7 @@ impl LeaseStore {
 
     /// Writes `records` and returns once they are durable: the moment an ACK may leave. Safe to
     /// call from many threads at once; concurrent commits share one `fdatasync`.
-    pub fn commit(&self, records: Vec<LeaseRecord>) -> Result<(), StoreError> {
+    pub fn commit<R: Into<StoredLease>>(&self, records: Vec<R>) -> Result<(), StoreError> {
         let (tx, rx) = mpsc::sync_channel(1);
         self.submit(records, move |result| {
             let _ = tx.send(result);
@@ -417,10 +430,10 @@ impl LeaseStore {
         rx.recv().unwrap_or(Err(StoreError::Closed))
     }
 
-    /// Durably marks every active lease whose expiry is at or before `now` as expired and
-    /// returns the new records (for the Expired events). Ordered with commits: a renewal queued
-    /// before this call is seen, so a renewed lease is not expired.
-    pub fn reclaim_expired(&self, now: SystemTime) -> Result<Vec<LeaseRecord>, StoreError> {
+    /// Durably marks every active lease of either family whose expiry is at or before `now` as
+    /// expired and returns the new records (for the Expired events). Ordered with commits: a
+    /// renewal queued before this call is seen, so a renewed lease is not expired.
+    pub fn reclaim_expired(&self, now: SystemTime) -> Result<Vec<StoredLease>, StoreError> {
         let (tx, rx) = mpsc::sync_channel(1);
         self.send(Request::Reclaim {
             now,
@@ -443,27 +456,46 @@ impl LeaseStore {
         rx.recv().unwrap_or(Err(StoreError::Closed))
     }
 
-    /// The newest lease held by this MAC (not an abandoned one).
+    /// The newest DHCPv4 lease held by this MAC (not an abandoned one).
     pub fn lookup_mac(&self, mac: MacAddr) -> Option<LeaseRecord> {
-        self.index().by_mac(mac).cloned()
+        self.index().v4.by_mac(mac).cloned()
     }
 
-    /// The newest lease held by this client identifier (not an abandoned one).
+    /// The newest DHCPv4 lease held by this client identifier (not an abandoned one).
     pub fn lookup_client_id(&self, client_id: &[u8]) -> Option<LeaseRecord> {
-        self.index().by_client_id(client_id).cloned()
+        self.index().v4.by_client_id(client_id).cloned()
     }
 
-    /// The record for this address, in whatever state.
+    /// The record for this IPv4 address, in whatever state.
     pub fn lookup_addr(&self, address: Ipv4Addr) -> Option<LeaseRecord> {
-        self.index().by_addr(address).cloned()
+        self.index().v4.by_addr(address).cloned()
     }
 
-    /// Every record (newest per address), ordered by address.
+    /// The newest DHCPv6 lease of this identity association (DUID and IAID), not an abandoned
+    /// one.
+    pub fn lookup_binding(&self, duid: &[u8], iaid: u32) -> Option<Lease6Record> {
+        self.index()
+            .v6
+            .by_owner(&Owner::Binding(duid.to_vec(), iaid))
+            .cloned()
+    }
+
+    /// The record for this IPv6 address, in whatever state.
+    pub fn lookup_v6_addr(&self, address: Ipv6Addr) -> Option<Lease6Record> {
+        self.index().v6.by_addr(address).cloned()
+    }
+
+    /// Every DHCPv4 record (newest per address), ordered by address.
     pub fn all(&self) -> Vec<LeaseRecord> {
-        self.index().all()
+        self.index().v4.all()
     }
 
-    /// How many addresses have a record.
+    /// Every DHCPv6 record (newest per address), ordered by address.
+    pub fn all_v6(&self) -> Vec<Lease6Record> {
+        self.index().v6.all()
+    }
+
+    /// How many addresses of either family have a record.
     pub fn len(&self) -> usize {
         self.index().len()
     }
@@ -516,7 +548,7 @@ struct Writer {
 }
 
 struct PendingCommit {
-    records: Vec<LeaseRecord>,
+    records: Vec<StoredLease>,
     done: Done<()>,
 }
 
@@ -635,19 +667,23 @@ impl Writer {
         }
     }
 
-    fn reclaim(&mut self, now: SystemTime) -> Result<Vec<LeaseRecord>, StoreError> {
-        let expired: Vec<LeaseRecord> = self
-            .shared
-            .index
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .expired_active(now)
-            .into_iter()
-            .map(|mut record| {
-                record.state = super::LeaseState::Expired;
-                record
-            })
-            .collect();
+    fn reclaim(&mut self, now: SystemTime) -> Result<Vec<StoredLease>, StoreError> {
+        let expired: Vec<StoredLease> = {
+            let index = self
+                .shared
+                .index
+                .read()
+                .unwrap_or_else(PoisonError::into_inner);
+            let v4 = index.v4.expired_active(now).into_iter().map(|mut record| {
+                record.state = LeaseState::Expired;
+                StoredLease::V4(record)
+            });
+            let v6 = index.v6.expired_active(now).into_iter().map(|mut record| {
+                record.state = LeaseState::Expired;
+                StoredLease::V6(record)
+            });
+            v4.chain(v6).collect()
+        };
         if expired.is_empty() {
             return Ok(expired);
         }
@@ -655,7 +691,7 @@ impl Writer {
         for record in &expired {
             journal::encode_frame(record, &mut frames).map_err(|source| {
                 StoreError::InvalidRecord {
-                    address: record.address,
+                    address: record.address(),
                     source,
                 }
             })?;

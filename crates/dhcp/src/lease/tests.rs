@@ -61,7 +61,7 @@ fn write_journal(dir: &Path, records: &[LeaseRecord]) -> (Vec<u8>, Vec<(usize, u
     let mut pos = HEADER_LEN;
     for record in records {
         let mut buf = Vec::new();
-        journal::encode_frame(record, &mut buf).unwrap();
+        journal::encode_frame(&record.clone().into(), &mut buf).unwrap();
         frames.push((pos, pos + buf.len()));
         pos += buf.len();
     }
@@ -299,7 +299,7 @@ fn a_flipped_byte_in_a_middle_record_loses_only_that_record() {
         let mut want = records.clone();
         want.remove(middle);
         assert_eq!(store.all(), expected(&want), "byte {pos}");
-        assert_eq!(snapshot, expected(&want), "byte {pos}");
+        assert_eq!(snapshot.v4, expected(&want), "byte {pos}");
         assert_eq!(report.records_loaded, records.len() - 1);
         assert!(report.torn_tail.is_none(), "byte {pos}: {report}");
         let region = &report.corrupt[0];
@@ -392,7 +392,7 @@ fn a_newer_format_or_record_is_refused_and_left_untouched() {
         with_newer_record
     );
     let (snapshot, report) = read_snapshot(dir.path()).unwrap();
-    assert_eq!(snapshot, expected(&records));
+    assert_eq!(snapshot.v4, expected(&records));
     assert_eq!(report.corrupt[0].reason, Corruption::UnknownVersion(9));
     assert!(damaged_copies(dir.path()).is_empty());
 }
@@ -496,7 +496,7 @@ fn an_interrupted_compaction_leaves_the_journal_in_charge() {
     // whole one of an older state (fsynced, not yet renamed).
     let mut whole_old = journal::header().to_vec();
     for record in &records[..4] {
-        journal::encode_frame(record, &mut whole_old).unwrap();
+        journal::encode_frame(&record.clone().into(), &mut whole_old).unwrap();
     }
     let half = whole_old[..whole_old.len() / 2].to_vec();
     for temp in [Vec::new(), half, whole_old] {
@@ -535,7 +535,7 @@ fn a_reader_sees_the_leases_while_the_writer_holds_the_store() {
     ));
     store.commit(vec![lease(1), lease(2)]).unwrap();
     let (snapshot, report) = read_snapshot(dir.path()).unwrap();
-    assert_eq!(snapshot, vec![lease(1), lease(2)]);
+    assert_eq!(snapshot.v4, vec![lease(1), lease(2)]);
     assert!(report.is_clean());
 
     // Readers run while the writer appends and compacts: every snapshot holds at least every
@@ -560,7 +560,7 @@ fn a_reader_sees_the_leases_while_the_writer_holds_the_store() {
         let (snapshot, report) = read_snapshot(dir.path()).unwrap();
         assert!(report.corrupt.is_empty() && !report.bad_header, "{report}");
         let have: std::collections::HashSet<Ipv4Addr> =
-            snapshot.iter().map(|r| r.address).collect();
+            snapshot.v4.iter().map(|r| r.address).collect();
         for i in 1..=committed {
             assert!(have.contains(&lease(i).address), "lease {i} missing");
         }
@@ -607,7 +607,13 @@ fn reclaim_expired_marks_them_durably_and_returns_them() {
         state: LeaseState::Expired,
         ..r.clone()
     };
-    assert_eq!(reclaimed, vec![expire(&short), expire(&exact)]);
+    assert_eq!(
+        reclaimed,
+        vec![
+            StoredLease::V4(expire(&short)),
+            StoredLease::V4(expire(&exact))
+        ]
+    );
     assert!(store.reclaim_expired(t(300)).unwrap().is_empty());
     // A renewal queued before the reclaim is honoured.
     let renewed = LeaseRecord {
@@ -648,7 +654,7 @@ fn invalid_records_are_refused_before_anything_is_written() {
         "{error}"
     );
     assert!(store.is_empty());
-    store.commit(Vec::new()).unwrap();
+    store.commit(Vec::<LeaseRecord>::new()).unwrap();
     drop(store);
     assert_eq!(
         std::fs::metadata(journal_path(dir.path())).unwrap().len(),
@@ -724,9 +730,37 @@ fn arb_record() -> impl Strategy<Value = LeaseRecord> {
         )
 }
 
+/// A v6 lease built from a v4 one's fields, so both families share the same edge cases.
+fn arb_v6_record() -> impl Strategy<Value = Lease6Record> {
+    (
+        arb_record(),
+        proptest::collection::vec(any::<u8>(), 1..=255),
+        any::<u32>(),
+        any::<u128>(),
+        any::<bool>(),
+    )
+        .prop_map(|(v4, duid, iaid, address, mac_known)| Lease6Record {
+            duid,
+            iaid,
+            mac: mac_known.then_some(v4.mac),
+            address: std::net::Ipv6Addr::from(address),
+            hostname: v4.hostname,
+            state: v4.state,
+            granted_at: v4.granted_at,
+            expires_at: v4.expires_at,
+        })
+}
+
+fn arb_stored() -> impl Strategy<Value = StoredLease> {
+    prop_oneof![
+        arb_record().prop_map(StoredLease::V4),
+        arb_v6_record().prop_map(StoredLease::V6),
+    ]
+}
+
 proptest! {
     #[test]
-    fn records_round_trip_through_frames(records in proptest::collection::vec(arb_record(), 0..20)) {
+    fn records_round_trip_through_frames(records in proptest::collection::vec(arb_stored(), 0..20)) {
         let mut buf = journal::header().to_vec();
         for record in &records {
             journal::encode_frame(record, &mut buf).unwrap();
@@ -746,7 +780,7 @@ proptest! {
 
     #[test]
     fn garbage_spliced_between_records_is_skipped(
-        records in proptest::collection::vec(arb_record(), 2..8),
+        records in proptest::collection::vec(arb_stored(), 2..8),
         garbage in proptest::collection::vec(any::<u8>(), 1..100),
         at in any::<prop::sample::Index>(),
     ) {
@@ -769,4 +803,143 @@ proptest! {
         prop_assert!(scan.torn_tail.is_none());
         prop_assert!(scan.corrupt.iter().map(|r| r.len).sum::<u64>() <= garbage.len() as u64);
     }
+}
+
+fn lease6(i: u32) -> Lease6Record {
+    let b = i.to_be_bytes();
+    Lease6Record {
+        // DUID-LL (type 3, hardware type 1) of the machine's MAC.
+        duid: vec![0, 3, 0, 1, 0x52, 0x54, b[0], b[1], b[2], b[3]],
+        iaid: i,
+        mac: i
+            .is_multiple_of(2)
+            .then_some(MacAddr([0x52, 0x54, b[0], b[1], b[2], b[3]])),
+        address: std::net::Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, 0x100 + i as u16),
+        hostname: Some(format!("node{i}")),
+        state: LeaseState::Active,
+        granted_at: t(u64::from(i)),
+        expires_at: t(u64::from(i) + 3600),
+    }
+}
+
+#[test]
+fn v4_and_v6_leases_share_the_journal_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(dir.path());
+    // Interleaved commits of both families, one of them mixed in a single commit.
+    store.commit(vec![lease(1)]).unwrap();
+    store.commit(vec![lease6(1)]).unwrap();
+    store
+        .commit(vec![StoredLease::V4(lease(2)), StoredLease::V6(lease6(2))])
+        .unwrap();
+    assert_eq!(store.len(), 4);
+    store.close();
+
+    let (store, report) = open(dir.path());
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(store.all(), vec![lease(1), lease(2)]);
+    assert_eq!(store.all_v6(), vec![lease6(1), lease6(2)]);
+    assert_eq!(
+        store.lookup_binding(&lease6(2).duid, 2),
+        Some(lease6(2)),
+        "a v6 lease is found by its DUID and IAID"
+    );
+    assert_eq!(
+        store.lookup_binding(&lease6(2).duid, 3),
+        None,
+        "another IA of the same client is another binding"
+    );
+    // A v6 lease of a machine never answers a v4 lookup by its MAC.
+    assert_eq!(store.lookup_mac(lease(2).mac), Some(lease(2)));
+    let (snapshot, _) = read_snapshot(dir.path()).unwrap();
+    assert_eq!(snapshot.v4, vec![lease(1), lease(2)]);
+    assert_eq!(snapshot.v6, vec![lease6(1), lease6(2)]);
+
+    // Compaction keeps both families, and the v6 lease that passed to another client moves
+    // its old owner's binding.
+    let moved = Lease6Record {
+        duid: vec![0, 4, 1, 2, 3, 4],
+        iaid: 7,
+        ..lease6(1)
+    };
+    store.commit(vec![moved.clone()]).unwrap();
+    assert_eq!(store.lookup_binding(&lease6(1).duid, 1), None);
+    store.compact().unwrap();
+    store.close();
+    let (store, report) = open(dir.path());
+    assert!(report.is_clean(), "{report}");
+    assert_eq!(store.all_v6(), vec![moved.clone(), lease6(2)]);
+    assert_eq!(store.lookup_binding(&[0, 4, 1, 2, 3, 4], 7), Some(moved));
+    assert_eq!(store.lookup_binding(&lease6(1).duid, 1), None);
+}
+
+/// A journal as the first Kindling wrote it (format 1, v4 records of version 1), byte by byte
+/// from the documented layout, not from today's encoder: it must still load.
+#[test]
+fn a_v4_journal_of_the_first_format_loads() {
+    let mut payload = vec![1, 4, 0, 0]; // record version 1, family 4, active, no reason
+    payload.extend_from_slice(&[0x52, 0x54, 0, 0, 0, 0x10]); // MAC
+    payload.extend_from_slice(&[10, 99, 0, 10]); // address
+    payload.extend_from_slice(&1_800_000_000i64.to_le_bytes()); // granted at
+    payload.extend_from_slice(&0u32.to_le_bytes());
+    payload.extend_from_slice(&1_800_003_600i64.to_le_bytes()); // expires at
+    payload.extend_from_slice(&0u32.to_le_bytes());
+    payload.extend_from_slice(&[1, 2, 0xab, 0xcd]); // client id present, 2 bytes
+    payload.extend_from_slice(&[1, 6]); // hostname present, 6 bytes
+    payload.extend_from_slice(b"node10");
+    payload.push(0); // no reason text
+    let mut file = b"KINDLING-LEASES\n".to_vec();
+    file.extend_from_slice(&1u32.to_le_bytes());
+    let len = (payload.len() as u32).to_le_bytes();
+    let mut crc = crc32fast::Hasher::new();
+    crc.update(&len);
+    crc.update(&payload);
+    file.extend_from_slice(&[0xC5, 0x4B, 0x4C, 0x52]);
+    file.extend_from_slice(&len);
+    file.extend_from_slice(&crc.finalize().to_le_bytes());
+    file.extend_from_slice(&payload);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(journal_path(dir.path()), &file).unwrap();
+
+    let (store, report) = open(dir.path());
+    assert!(report.is_clean(), "{report}");
+    let expected = LeaseRecord {
+        mac: MacAddr([0x52, 0x54, 0, 0, 0, 0x10]),
+        client_id: Some(vec![0xab, 0xcd]),
+        address: Ipv4Addr::new(10, 99, 0, 10),
+        hostname: Some("node10".into()),
+        state: LeaseState::Active,
+        granted_at: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+        expires_at: UNIX_EPOCH + Duration::from_secs(1_800_003_600),
+    };
+    assert_eq!(store.all(), vec![expected.clone()]);
+    store.close();
+    // Today's encoder writes a v4 lease byte for byte as the first format did, so a journal
+    // without v6 leases still opens in an older build.
+    let mut encoded = Vec::new();
+    journal::encode_frame(&StoredLease::V4(expected), &mut encoded).unwrap();
+    assert_eq!(encoded, file[journal::HEADER_LEN..]);
+}
+
+#[test]
+fn a_v6_lease_is_a_record_older_builds_refuse_to_rewrite_and_needs_a_duid() {
+    let mut frame = Vec::new();
+    journal::encode_frame(&StoredLease::V6(lease6(1)), &mut frame).unwrap();
+    // The payload starts after magic, length and checksum: record version 2, family 6. A
+    // version-1 build reports version 2 as a newer record and refuses to rewrite the file.
+    assert_eq!(&frame[journal::FRAME_HEADER_LEN..][..2], &[2, 6]);
+    let no_duid = Lease6Record {
+        duid: Vec::new(),
+        ..lease6(1)
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let (store, _) = open(dir.path());
+    assert!(matches!(
+        store.commit(vec![no_duid]),
+        Err(StoreError::InvalidRecord {
+            source: InvalidRecord::Empty { field: "duid" },
+            ..
+        })
+    ));
+    assert!(store.all_v6().is_empty());
 }
