@@ -130,8 +130,13 @@ fn protocol_cores_touch_no_socket_clock_or_file() {
     let mut files = vec![tftp.join("wire.rs"), tftp.join("netascii.rs")];
     rust_files(&tftp.join("proto"), &mut files);
     let dhcp = workspace().join("crates/dhcp/src");
-    files.extend([dhcp.join("policy.rs"), dhcp.join("v4/codec.rs")]);
+    files.extend([
+        dhcp.join("policy.rs"),
+        dhcp.join("v4/codec.rs"),
+        dhcp.join("v6/codec.rs"),
+    ]);
     rust_files(&dhcp.join("v4/server"), &mut files);
+    rust_files(&dhcp.join("v6/server"), &mut files);
     let dns = workspace().join("crates/dns/src");
     files.extend([dns.join("names.rs"), dns.join("fast.rs")]);
     let forbidden = [

@@ -1,0 +1,4 @@
+//! DHCPv6 (RFC 8415): the wire format and the sans-IO server core.
+
+pub mod codec;
+pub mod server;
