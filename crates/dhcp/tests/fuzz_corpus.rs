@@ -1,4 +1,5 @@
-//! Replays the committed fuzz corpora (`fuzz/corpus/dhcp_v4_codec/`, `dhcp_v4_server/`) through the entry points the
+//! Replays the committed fuzz corpora (`fuzz/corpus/dhcp_v4_codec/`, `dhcp_v4_server/`,
+//! `dhcp_v6_codec/`, `dhcp_v6_server/`) through the entry points the
 //! cargo-fuzz target uses, so every input the fuzzer found interesting stays a test.
 
 #![allow(clippy::expect_used, reason = "a test fails loudly on setup errors")]
@@ -46,6 +47,36 @@ fn dhcp_v4_server_corpus() {
         let result = std::panic::catch_unwind(|| kindling_dhcp::v4::fuzzing::server(bytes));
         assert!(result.is_ok(), "{} fails dhcp_v4_server", path.display());
     }
+}
+
+#[test]
+fn dhcp_v6_codec_corpus() {
+    let mut parsed = 0;
+    for (path, bytes) in corpus("dhcp_v6_codec") {
+        let result = std::panic::catch_unwind(|| kindling_dhcp::v6::fuzzing::codec(&bytes));
+        assert!(result.is_ok(), "{} fails dhcp_v6_codec", path.display());
+        parsed += usize::from(kindling_dhcp::v6::codec::Packet::parse(&bytes).is_ok());
+    }
+    assert!(
+        parsed > 0,
+        "no corpus input parses: the replay would prove nothing"
+    );
+}
+
+#[test]
+fn dhcp_v6_server_corpus() {
+    let mut replies = 0;
+    for (path, bytes) in corpus("dhcp_v6_server") {
+        let result = std::panic::catch_unwind(|| kindling_dhcp::v6::fuzzing::server(&bytes));
+        match result {
+            Ok(sent) => replies += sent,
+            Err(_) => panic!("{} fails dhcp_v6_server", path.display()),
+        }
+    }
+    assert!(
+        replies >= 8,
+        "the seed exchanges get only {replies} replies: they no longer reach the core's rules"
+    );
 }
 
 /// A BOOTREQUEST from `mac` with the given options (code, bytes), as the fuzz entry reads it.

@@ -1,0 +1,154 @@
+//! Entry points shared by the cargo-fuzz targets (`fuzz/`) and the test that replays their
+//! corpora (`tests/fuzz_corpus.rs`). Each function panics only when an invariant breaks.
+
+use std::collections::HashMap;
+use std::net::{Ipv6Addr, SocketAddrV6};
+use std::time::{Duration, UNIX_EPOCH};
+
+use ipnet::Ipv6Net;
+use kindling_config::BootConfig;
+
+use super::codec::{Message, MessageType, Packet};
+use super::server::{Action, CLIENT_PORT, Core, Datagram, Interface, Settings, Subnet};
+use crate::lease::LeaseState;
+use crate::policy::VendorClasses;
+
+const SERVER_DUID: [u8; 6] = [0, 4, 0x4b, 0x49, 0x4e, 0x44];
+
+/// Parses arbitrary bytes. A client message that parses emits back to the same bytes (options
+/// are kept raw and in order); a relayed one re-wraps to a packet that parses to the same.
+pub fn codec(data: &[u8]) {
+    let Ok(packet) = Packet::parse(data) else {
+        return;
+    };
+    if packet.relays.is_empty() {
+        assert_eq!(packet.message.emit(), data, "a parsed message emits unchanged");
+    }
+    let wrapped = Packet::wrap_reply(&packet.relays, &packet.message);
+    let again = match Packet::parse(&wrapped) {
+        Ok(again) => again,
+        Err(error) => panic!("a re-wrapped message must parse: {error}"),
+    };
+    assert_eq!(again.message, packet.message);
+    assert_eq!(again.relays.len(), packet.relays.len());
+}
+
+fn settings() -> Settings {
+    Settings {
+        subnets: vec![Subnet {
+            index: 0,
+            network: Ipv6Net::new(Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, 0), 64)
+                .unwrap_or_default(),
+            first: Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, 0x100),
+            last: Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, 0x107),
+        }],
+        server_duid: SERVER_DUID.to_vec(),
+        preference: 255,
+        lease_time: Duration::from_secs(3600),
+        rapid_commit: true,
+        boot: BootConfig {
+            bios: Some("undionly.kpxe".into()),
+            uefi_x64: Some("ipxe.efi".into()),
+            uefi_arm64: None,
+            ipxe: Some("boot.ipxe".into()),
+        },
+        vendor_classes: VendorClasses::default(),
+        dns_domain: Some("lab.test".into()),
+    }
+}
+
+/// Drives the server core with a script of datagrams: each step is a tag byte (its top two bits
+/// advance the clock by that many 20-minute steps; bit 0 puts our server identifier into the
+/// message, so REQUESTs and RENEWs get past the RFC 8415 16 check), a little-endian u16 length
+/// and that many bytes. Checks that every reply parses, answers the client's transaction with
+/// its DUID and our server identifier, hands out only addresses of the range, and that no
+/// address is ever actively leased to two identity associations. Returns the replies sent.
+pub fn server(data: &[u8]) -> usize {
+    let mut core = Core::new(settings(), Vec::new());
+    let interface = Interface {
+        index: 3,
+        name: "lab0".into(),
+        addresses: vec![
+            Ipv6Net::new(Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, 1), 64).unwrap_or_default(),
+        ],
+    };
+    let source = SocketAddrV6::new(
+        Ipv6Addr::new(0xfe80, 0, 0, 0, 0x5054, 0xff, 0xfe00, 0x0001),
+        CLIENT_PORT,
+        0,
+        3,
+    );
+    let mut now = UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+    let mut replies = 0;
+    let mut held = HashMap::new();
+    let mut rest = data;
+    while let [tag, low, high, tail @ ..] = rest {
+        let len = usize::from(u16::from_le_bytes([*low, *high])).min(tail.len());
+        let (bytes, next) = tail.split_at(len);
+        rest = next;
+        now += Duration::from_secs(u64::from(*tag >> 6) * 1200);
+        let mut owned = bytes.to_vec();
+        if tag & 1 != 0
+            && let Ok(mut message) = Message::parse(bytes)
+        {
+            message
+                .options
+                .push(super::codec::code::SERVER_ID, SERVER_DUID.to_vec());
+            owned = message.emit();
+        }
+        let datagram = Datagram {
+            bytes: &owned,
+            source,
+            interface: &interface,
+        };
+        let request = Packet::parse(&owned).ok();
+        let Some(action) = core.handle(&datagram, now) else {
+            continue;
+        };
+        let (transmit, committed) = match action {
+            Action::Send(t) => (t, Vec::new()),
+            Action::Commit { records, then, .. } => (then, records),
+        };
+        replies += 1;
+        let reply = match Packet::parse(&transmit.bytes) {
+            Ok(reply) => reply.message,
+            Err(error) => panic!("our reply does not parse: {error}"),
+        };
+        let Some(request) = request else {
+            panic!("a reply to a datagram that does not parse");
+        };
+        assert_eq!(reply.transaction_id, request.message.transaction_id);
+        assert!(matches!(
+            reply.message_type,
+            MessageType::Advertise | MessageType::Reply
+        ));
+        assert_eq!(reply.server_id(), Some(&SERVER_DUID[..]));
+        assert_eq!(reply.client_id(), request.message.client_id());
+        if reply.message_type == MessageType::Advertise {
+            assert!(committed.is_empty(), "an ADVERTISE commits nothing");
+        }
+        let subnet = &core.settings().subnets[0];
+        for ia in reply.ia_nas() {
+            for address in ia.addresses.iter().filter(|a| a.valid > 0) {
+                assert!(subnet.in_range(address.address), "handed out {}", address.address);
+            }
+        }
+        // No address is granted to one identity association while another still holds it.
+        for record in committed {
+            let binding = (record.duid.clone(), record.iaid);
+            if record.state == LeaseState::Active {
+                if let Some((holder, until)) = held.get(&record.address) {
+                    assert!(
+                        *holder == binding || *until <= now,
+                        "{} granted to a second client while held",
+                        record.address
+                    );
+                }
+                held.insert(record.address, (binding, record.expires_at));
+            } else {
+                held.remove(&record.address);
+            }
+        }
+    }
+    replies
+}
