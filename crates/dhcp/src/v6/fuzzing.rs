@@ -22,7 +22,11 @@ pub fn codec(data: &[u8]) {
         return;
     };
     if packet.relays.is_empty() {
-        assert_eq!(packet.message.emit(), data, "a parsed message emits unchanged");
+        assert_eq!(
+            packet.message.emit(),
+            data,
+            "a parsed message emits unchanged"
+        );
     }
     let wrapped = Packet::wrap_reply(&packet.relays, &packet.message);
     let again = match Packet::parse(&wrapped) {
@@ -130,7 +134,11 @@ pub fn server(data: &[u8]) -> usize {
         let subnet = &core.settings().subnets[0];
         for ia in reply.ia_nas() {
             for address in ia.addresses.iter().filter(|a| a.valid > 0) {
-                assert!(subnet.in_range(address.address), "handed out {}", address.address);
+                assert!(
+                    subnet.in_range(address.address),
+                    "handed out {}",
+                    address.address
+                );
             }
         }
         // No address is granted to one identity association while another still holds it.
