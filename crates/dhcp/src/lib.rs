@@ -6,3 +6,4 @@ pub mod lease;
 pub mod policy;
 pub mod service;
 pub mod v4;
+pub mod v6;

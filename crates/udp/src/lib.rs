@@ -19,6 +19,7 @@ use nix::sys::socket::{
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::Interest;
 
+pub mod icmpv6;
 pub mod netif;
 
 use netif::is_unicast_link_local;

@@ -7,6 +7,9 @@
 mod arp;
 mod coexist;
 mod ping;
+mod quiet_ra;
+
+pub use quiet_ra::{QuietRaError, QuietRaService};
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
