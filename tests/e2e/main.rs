@@ -17,6 +17,7 @@ mod dhcp_server;
 mod dns_server;
 mod harness;
 mod netns;
+mod quiet_ra;
 mod tftp_clients;
 mod tftp_hostile;
 mod tftp_netns;

@@ -302,9 +302,16 @@ fn dhcp(out: &mut Out, d: &DhcpConfig) {
             }
         }
     }
+    out.line(2, "v6:");
+    match d.quiet_ra {
+        QuietRa::Auto if d.mode == DhcpMode::Server => {
+            out.kv(4, "quiet_ra", "auto  # on: server mode")
+        }
+        QuietRa::Auto => out.line(4, "# quiet_ra: auto (off in proxy mode)"),
+        QuietRa::Off => out.kv(4, "quiet_ra", "off"),
+    }
     match &d.v6 {
         Some(v6) => {
-            out.line(2, "v6:");
             out.kv(
                 4,
                 "router_advertisements",
@@ -312,7 +319,7 @@ fn dhcp(out: &mut Out, d: &DhcpConfig) {
             );
             subnets(out, 4, &v6.subnets);
         }
-        None => out.line(2, "# v6: not set (no DHCPv6)"),
+        None => out.line(4, "# router_advertisements, subnets: not set (no DHCPv6)"),
     }
 }
 

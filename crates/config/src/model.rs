@@ -117,6 +117,8 @@ pub struct DhcpConfig {
     pub subnets: Vec<DhcpSubnet>,
     pub reservations: Vec<DhcpReservation>,
     pub v6: Option<Dhcp6Config>,
+    /// `dhcp.v6.quiet_ra` (default `auto`), read also when there is no other DHCPv6 setting.
+    pub quiet_ra: QuietRa,
     /// Proxy mode: answer only clients with a reservation (`dhcp.known_clients_only`).
     pub known_clients_only: bool,
     /// Before offering an address no lease holds, check that nothing answers on it
@@ -202,6 +204,24 @@ pub struct DhcpReservation {
     /// Never answer this client (a machine set to PXE-boot first that must not be reimaged).
     pub ignore: bool,
     pub options: Vec<DhcpOptionValue>,
+}
+
+/// `dhcp.v6.quiet_ra`: answer router solicitations with an advertisement that configures
+/// nothing, so iPXE stops waiting for a router.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum QuietRa {
+    /// On in server mode, off in proxy mode (a segment with someone else's DHCP server is
+    /// someone else's network).
+    #[default]
+    Auto,
+    Off,
+}
+
+impl DhcpConfig {
+    /// Whether the quiet router advertisement runs: `auto` in server mode.
+    pub fn quiet_ra_enabled(&self) -> bool {
+        self.quiet_ra == QuietRa::Auto && self.mode == DhcpMode::Server
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]

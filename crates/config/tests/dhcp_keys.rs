@@ -1030,3 +1030,82 @@ proptest! {
         prop_assert_eq!(again.config, config);
     }
 }
+
+#[test]
+fn quiet_ra_is_auto_by_default_and_runs_only_in_server_mode() {
+    // No dhcp.v6 section at all: auto, on in server mode.
+    let d = dhcp_of(BASE);
+    assert_eq!(d.quiet_ra, QuietRa::Auto);
+    assert!(d.quiet_ra_enabled());
+    assert!(d.v6.is_none());
+    // Proxy mode: auto means off.
+    let d = dhcp_of("dhcp:\n  mode: proxy\n");
+    assert_eq!(d.quiet_ra, QuietRa::Auto);
+    assert!(!d.quiet_ra_enabled());
+    // off turns it off in server mode, and quiet_ra alone does not turn DHCPv6 on.
+    let d = dhcp_of(&format!("{BASE}  v6:\n    quiet_ra: off\n"));
+    assert_eq!(d.quiet_ra, QuietRa::Off);
+    assert!(!d.quiet_ra_enabled());
+    assert!(d.v6.is_none());
+    let d = dhcp_of(&format!("{BASE}  v6:\n    quiet_ra: auto\n"));
+    assert!(d.quiet_ra_enabled());
+    assert!(d.v6.is_none());
+    // Beside other DHCPv6 keys the section is DHCPv6's.
+    let d = dhcp_of(&format!(
+        "{BASE}  v6:\n    quiet_ra: off\n    router_advertisements: true\n"
+    ));
+    assert_eq!(d.quiet_ra, QuietRa::Off);
+    assert!(d.v6.as_ref().unwrap().router_advertisements);
+}
+
+#[test]
+fn quiet_ra_takes_only_auto_or_off() {
+    one_error(
+        &format!("{BASE}  v6:\n    quiet_ra: on\n"),
+        "dhcp.v6.quiet_ra",
+        7,
+        "auto",
+    );
+    one_error(
+        &format!("{BASE}  v6:\n    quiet_ra: true\n"),
+        "dhcp.v6.quiet_ra",
+        7,
+        "off",
+    );
+}
+
+#[test]
+fn quiet_ra_auto_written_in_proxy_mode_is_a_warning() {
+    one_warning(
+        "dhcp:\n  mode: proxy\n  v6:\n    quiet_ra: auto\n",
+        "dhcp.v6.quiet_ra",
+        "off in proxy mode",
+    );
+    let loaded = parse("dhcp:\n  mode: proxy\n  v6:\n    quiet_ra: off\n", "t").unwrap();
+    assert!(
+        !loaded.warnings.iter().any(|w| w.key.starts_with("dhcp.v6")),
+        "{:?}",
+        loaded.warnings
+    );
+}
+
+#[test]
+fn quiet_ra_round_trips_through_print_config() {
+    for text in [
+        BASE.to_string(),
+        format!("{BASE}  v6:\n    quiet_ra: off\n"),
+        "dhcp:\n  mode: proxy\n".to_string(),
+        "dhcp:\n  mode: proxy\n  v6: { quiet_ra: off }\n".to_string(),
+        format!("{BASE}  v6: {{ quiet_ra: off, subnets: [] }}\n"),
+    ] {
+        let config = parse(&text, "t").unwrap().config;
+        let printed = to_yaml(&config);
+        let again = parse(&printed, "printed").unwrap();
+        assert_eq!(again.config, config, "{text}\n---\n{printed}");
+        assert!(
+            !again.warnings.iter().any(|w| w.key.starts_with("dhcp.v6")),
+            "{printed}: {:?}",
+            again.warnings
+        );
+    }
+}

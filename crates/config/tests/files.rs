@@ -189,6 +189,8 @@ fn full_example_has_the_contract_values() {
         }
     );
     assert_eq!(d.reservations[1].mac, "52:54:00:00:00:11");
+    assert_eq!(d.quiet_ra, QuietRa::Auto);
+    assert!(d.quiet_ra_enabled());
     let v6 = d.v6.as_ref().unwrap();
     assert!(v6.router_advertisements);
     assert_eq!(v6.subnets[0].network, "fd00:99::/64".parse().unwrap());

@@ -1,5 +1,5 @@
 //! Replays the committed fuzz corpora (`fuzz/corpus/dhcp_v4_codec/`, `dhcp_v4_server/`,
-//! `dhcp_v6_codec/`, `dhcp_v6_server/`) through the entry points the
+//! `dhcp_v6_codec/`, `dhcp_v6_server/`, `dhcp_v6_ra/`) through the entry points the
 //! cargo-fuzz target uses, so every input the fuzzer found interesting stays a test.
 
 #![allow(clippy::expect_used, reason = "a test fails loudly on setup errors")]
@@ -37,6 +37,22 @@ fn dhcp_v4_codec_corpus() {
     assert!(
         decoded > 0,
         "no corpus input decodes: the replay would prove nothing"
+    );
+}
+
+#[test]
+fn dhcp_v6_ra_corpus() {
+    let mut advertised = 0;
+    for (path, bytes) in corpus("dhcp_v6_ra") {
+        let result = std::panic::catch_unwind(|| kindling_dhcp::v6::fuzzing::quiet_ra(&bytes));
+        match result {
+            Ok(count) => advertised += count,
+            Err(_) => panic!("{} fails dhcp_v6_ra", path.display()),
+        }
+    }
+    assert!(
+        advertised > 0,
+        "no corpus input gets a quiet RA: the replay would prove little"
     );
 }
 

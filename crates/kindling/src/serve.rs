@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use kindling_config::{Config, DhcpMode, Loaded, LogFormat};
-use kindling_dhcp::service::{DhcpHandle, DhcpService, ServiceConfig};
+use kindling_dhcp::service::{DhcpHandle, DhcpService, QuietRaService, ServiceConfig};
 use kindling_dhcp::v4::server::{Environment, Settings};
 use kindling_dns::{DnsError, DnsHandle, DnsService, DnsSettings};
 use kindling_tftp::{TftpHandle, TftpService};
@@ -168,6 +168,59 @@ async fn stop_dhcp(running: RunningDhcp) {
     {
         warn!("dhcp did not stop within the grace period; exiting anyway");
     }
+}
+
+/// The quiet router advertisement responder (`dhcp.v6.quiet_ra`), beside the DHCP service.
+struct RunningQuietRa {
+    task: JoinHandle<()>,
+    shutdown: CancellationToken,
+    interfaces: Option<Vec<String>>,
+}
+
+/// The interfaces the quiet RA serves (`None` inside: every non-loopback one), when it runs.
+fn quiet_ra_interfaces(config: &Config) -> Option<Option<Vec<String>>> {
+    let dhcp = config.dhcp.as_ref().filter(|d| d.quiet_ra_enabled())?;
+    Some(dhcp.interfaces.clone())
+}
+
+/// Starts the responder; one that cannot start is a warning, not a failure: iPXE then waits
+/// for a router as it would without it.
+fn start_quiet_ra(config: &Config) -> Option<RunningQuietRa> {
+    let interfaces = quiet_ra_interfaces(config)?;
+    match QuietRaService::bind(interfaces.clone()) {
+        Ok(service) => {
+            let shutdown = CancellationToken::new();
+            let task = tokio::spawn(service.run(shutdown.clone()));
+            Some(RunningQuietRa {
+                task,
+                shutdown,
+                interfaces,
+            })
+        }
+        Err(quiet_ra_error) => {
+            warn!(
+                "dhcp.v6.quiet_ra is off: {quiet_ra_error}; iPXE will wait for a router advertisement as before"
+            );
+            None
+        }
+    }
+}
+
+async fn stop_quiet_ra(running: RunningQuietRa) {
+    running.shutdown.cancel();
+    let _ = tokio::time::timeout(SHUTDOWN_GRACE, running.task).await;
+}
+
+/// After a reload: restarts the responder when whether it runs or where has changed.
+async fn reload_quiet_ra(running: &mut Option<RunningQuietRa>, config: &Config) {
+    let wanted = quiet_ra_interfaces(config);
+    if running.as_ref().map(|r| r.interfaces.clone()) == wanted {
+        return;
+    }
+    if let Some(old) = running.take() {
+        stop_quiet_ra(old).await;
+    }
+    *running = start_quiet_ra(config);
 }
 
 fn note_unbuilt_services(config: &Config) {
@@ -334,6 +387,7 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
     note_unbuilt_services(&config);
     let mut tftp = start_tftp(&config).await?;
     let mut dhcp = start_dhcp(&config).await?;
+    let mut quiet_ra = start_quiet_ra(&config);
     let mut dns = start_dns(&config, dhcp.as_ref()).await?;
     let mut current = config;
     notify(&[sd_notify::NotifyState::Ready]);
@@ -350,6 +404,7 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
                 match reload(&current, config_path.as_ref(), &mut tftp, &mut dhcp, &mut dns).await {
                     Ok(Some(new_config)) => {
                         current = new_config;
+                        reload_quiet_ra(&mut quiet_ra, &current).await;
                         info!("config reloaded");
                     }
                     Ok(None) => {}
@@ -367,6 +422,9 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
     notify(&[sd_notify::NotifyState::Stopping]);
     if let Some(running) = dns.take() {
         stop_dns(running).await;
+    }
+    if let Some(running) = quiet_ra.take() {
+        stop_quiet_ra(running).await;
     }
     if let Some(running) = dhcp.take() {
         stop_dhcp(running).await;

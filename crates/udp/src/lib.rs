@@ -19,6 +19,11 @@ use nix::sys::socket::{
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::Interest;
 
+pub mod icmpv6;
+pub mod netif;
+
+use netif::is_unicast_link_local;
+
 /// Where a datagram came from and where it went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RecvMeta {
@@ -227,10 +232,6 @@ impl UdpEndpoint {
             })
             .await
     }
-}
-
-fn is_unicast_link_local(address: &Ipv6Addr) -> bool {
-    (address.segments()[0] & 0xffc0) == 0xfe80
 }
 
 /// Clears the DF bit on IPv4 (Linux sets it on UDP by default) and lets the kernel fragment on

@@ -63,7 +63,7 @@ const CLASS_KEYS: &[&str] = &["name", "vendor_class", "options"];
 
 const CLIENT_ID_KEYS: &[&str] = &["hex"];
 
-const V6_KEYS: &[&str] = &["router_advertisements", "subnets"];
+const V6_KEYS: &[&str] = &["router_advertisements", "quiet_ra", "subnets"];
 
 pub(super) fn decode_dhcp(ctx: &mut Ctx, node: &Node) -> Option<DhcpConfig> {
     let f = open_map(ctx, "dhcp", node, DHCP_KEYS)?;
@@ -130,9 +130,27 @@ pub(super) fn decode_dhcp(ctx: &mut Ctx, node: &Node) -> Option<DhcpConfig> {
     };
     let mut v6 = None;
     let mut subnets6 = Vec::new();
+    let mut quiet_ra = QuietRa::Auto;
     if let Some(n) = f.get("v6")
         && let Some(g) = open_map(ctx, "dhcp.v6", n, V6_KEYS)
     {
+        if let Some(n) = g.get("quiet_ra") {
+            match choice(ctx, "dhcp.v6.quiet_ra", n, &["auto", "off"]) {
+                Some("off") => quiet_ra = QuietRa::Off,
+                Some(_) if mode == Some("proxy") => ctx.warn(
+                    "dhcp.v6.quiet_ra",
+                    n,
+                    "auto is off in proxy mode: another DHCP server's segment is not ours to \
+                     advertise on",
+                ),
+                _ => {}
+            }
+        }
+        // quiet_ra alone does not turn DHCPv6 on.
+        let only_quiet_ra = g.get("quiet_ra").is_some()
+            && g.values
+                .iter()
+                .all(|(k, v)| *k == "quiet_ra" || v.is_null());
         let router_advertisements = g
             .get("router_advertisements")
             .and_then(|n| boolean(ctx, "dhcp.v6.router_advertisements", n))
@@ -140,7 +158,9 @@ pub(super) fn decode_dhcp(ctx: &mut Ctx, node: &Node) -> Option<DhcpConfig> {
         if let Some(n) = g.get("subnets") {
             subnets6 = decode_subnets(ctx, "dhcp.v6.subnets", n, true);
         }
-        v6 = Some((router_advertisements, ()));
+        if !only_quiet_ra {
+            v6 = Some((router_advertisements, ()));
+        }
     }
     let all_subnets_ok = subnets.iter().chain(&subnets6).all(Option::is_some);
     let subnets: Vec<DhcpSubnet> = subnets.into_iter().flatten().collect();
@@ -174,6 +194,7 @@ pub(super) fn decode_dhcp(ctx: &mut Ctx, node: &Node) -> Option<DhcpConfig> {
             router_advertisements,
             subnets: subnets6,
         }),
+        quiet_ra,
         known_clients_only,
         ping_check,
         ping_timeout,

@@ -6,8 +6,10 @@
 
 mod arp;
 mod coexist;
-mod netif;
 mod ping;
+mod quiet_ra;
+
+pub use quiet_ra::{QuietRaError, QuietRaService};
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -22,11 +24,11 @@ use tokio_util::sync::CancellationToken;
 use crate::event::LeaseEvent;
 use crate::lease::{LeaseStore, RecoveryReport, StoreError};
 use crate::v4::server::{
-    Action, BOOT_SERVER_PORT, CLIENT_PORT, Core, Datagram, ProbeId, SERVER_PORT, ServiceMode,
-    Settings, Transmit,
+    Action, BOOT_SERVER_PORT, CLIENT_PORT, Core, Datagram, Interface, ProbeId, SERVER_PORT,
+    ServiceMode, Settings, Transmit,
 };
 
-use netif::InterfaceTable;
+use kindling_udp::netif::InterfaceTable;
 
 /// How often expired leases are reclaimed and stale offers dropped.
 const EXPIRY_TICK: Duration = Duration::from_secs(10);
@@ -364,21 +366,20 @@ impl Shell {
         let ours: Vec<Ipv4Addr> = self
             .interfaces
             .all()
-            .flat_map(|e| e.interface.addresses.iter().map(|a| a.addr()))
+            .flat_map(|e| e.ipv4.iter().map(|a| a.addr()))
             .collect();
         self.interfaces
             .all()
-            .filter(|e| self.serves(&e.interface.name, e.loopback) && !e.loopback)
+            .filter(|e| self.serves(&e.name, e.loopback) && !e.loopback)
             .filter(|e| match core.settings().mode {
-                ServiceMode::Server => core.settings().subnets.iter().any(|s| {
-                    e.interface
-                        .addresses
-                        .iter()
-                        .any(|a| s.network.contains(&a.addr()))
-                }),
-                ServiceMode::Proxy => !e.interface.addresses.is_empty(),
+                ServiceMode::Server => core
+                    .settings()
+                    .subnets
+                    .iter()
+                    .any(|s| e.ipv4.iter().any(|a| s.network.contains(&a.addr()))),
+                ServiceMode::Proxy => !e.ipv4.is_empty(),
             })
-            .map(|e| (e.interface.name.clone(), ours.clone()))
+            .map(|e| (e.name.clone(), ours.clone()))
             .collect()
     }
 
@@ -438,33 +439,25 @@ impl Shell {
         self.interfaces.refresh();
         if let Some(names) = &self.filter {
             for name in names {
-                if !self.interfaces.all().any(|e| &e.interface.name == name) {
+                if !self.interfaces.all().any(|e| &e.name == name) {
                     tracing::warn!(interface = %name, "dhcp: dhcp.interfaces names an interface this host does not have (yet)");
                 }
             }
         }
         for entry in self.interfaces.all() {
-            if !self.serves(&entry.interface.name, entry.loopback)
-                || self.refused.contains(&entry.interface.name)
-            {
+            if !self.serves(&entry.name, entry.loopback) || self.refused.contains(&entry.name) {
                 continue;
             }
             let subnets: Vec<String> = core
                 .settings()
                 .subnets
                 .iter()
-                .filter(|s| {
-                    entry
-                        .interface
-                        .addresses
-                        .iter()
-                        .any(|a| s.network.contains(&a.addr()))
-                })
+                .filter(|s| entry.ipv4.iter().any(|a| s.network.contains(&a.addr())))
                 .map(|s| s.network.to_string())
                 .collect();
             tracing::info!(
-                interface = %entry.interface.name,
-                addresses = ?entry.interface.addresses.iter().map(ToString::to_string).collect::<Vec<_>>(),
+                interface = %entry.name,
+                addresses = ?entry.ipv4.iter().map(ToString::to_string).collect::<Vec<_>>(),
                 subnets = ?subnets,
                 mode = ?core.settings().mode,
                 "dhcp listening"
@@ -503,19 +496,24 @@ impl Shell {
         let Some(entry) = self.interfaces.get(ifindex).cloned() else {
             return;
         };
-        if self.refused.contains(&entry.interface.name) {
-            tracing::debug!(interface = %entry.interface.name, "dhcp: not serving: another DHCP server answers here");
+        if self.refused.contains(&entry.name) {
+            tracing::debug!(interface = %entry.name, "dhcp: not serving: another DHCP server answers here");
             return;
         }
-        if !self.serves(&entry.interface.name, entry.loopback) {
-            tracing::trace!(interface = %entry.interface.name, "dhcp: not serving this interface");
+        if !self.serves(&entry.name, entry.loopback) {
+            tracing::trace!(interface = %entry.name, "dhcp: not serving this interface");
             return;
         }
+        let interface = Interface {
+            index: entry.index,
+            name: entry.name,
+            addresses: entry.ipv4,
+        };
         let datagram = Datagram {
             bytes: &buf[..meta.len],
             source,
             destination,
-            interface: &entry.interface,
+            interface: &interface,
             port,
         };
         if let Some(action) = core.handle(&datagram, SystemTime::now()) {
@@ -585,7 +583,7 @@ impl Shell {
             let name = self
                 .interfaces
                 .get(transmit.ifindex)
-                .map(|e| e.interface.name.clone());
+                .map(|e| e.name.clone());
             let armed = match name {
                 Some(name) => arp::set_entry(&name, *transmit.to.ip(), mac),
                 None => Err(std::io::Error::other("unknown interface")),

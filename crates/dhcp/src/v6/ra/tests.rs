@@ -1,0 +1,501 @@
+#![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+use std::net::Ipv6Addr;
+use std::time::{Duration, Instant};
+
+use proptest::prelude::*;
+
+use super::*;
+
+const MAC: [u8; 6] = [0x02, 0x00, 0x00, 0x00, 0x00, 0x01];
+const CLIENT_MAC: [u8; 6] = [0x52, 0x54, 0x00, 0x12, 0x34, 0x56];
+const IFINDEX: u32 = 7;
+
+/// Always the same delay, whatever the maximum: tests pick it.
+#[derive(Debug, Clone, Copy)]
+struct FixedJitter(Duration);
+
+impl Jitter for FixedJitter {
+    fn delay(&mut self, _max: Duration) -> Duration {
+        self.0
+    }
+}
+
+fn ours() -> Ipv6Addr {
+    "fe80::ff:fe00:1".parse().unwrap()
+}
+
+fn client() -> Ipv6Addr {
+    "fe80::5054:ff:fe12:3456".parse().unwrap()
+}
+
+fn router() -> Ipv6Addr {
+    "fe80::1".parse().unwrap()
+}
+
+fn link() -> Link {
+    Link {
+        index: IFINDEX,
+        name: "vsrv".into(),
+        link_local: Some(ours()),
+        mac: Some(MAC),
+    }
+}
+
+fn ms(n: u64) -> Duration {
+    Duration::from_millis(n)
+}
+
+fn secs(n: u64) -> Duration {
+    Duration::from_secs(n)
+}
+
+struct Lab {
+    core: QuietRa<FixedJitter>,
+    start: Instant,
+}
+
+impl Lab {
+    /// A core serving one interface, past its start-up listening, with its start-up
+    /// solicitation taken.
+    fn new(delay: Duration) -> Lab {
+        let mut lab = Lab::starting(delay);
+        let solicitation = lab.core.poll_transmit().unwrap();
+        assert_eq!(solicitation.bytes[0], wire::ROUTER_SOLICITATION);
+        lab.start += LISTEN_AFTER_SOLICITING;
+        lab
+    }
+
+    fn starting(delay: Duration) -> Lab {
+        let start = Instant::now();
+        let mut core = QuietRa::new(FixedJitter(delay));
+        core.set_links(start, vec![link()]);
+        Lab { core, start }
+    }
+
+    fn at(&self, offset: Duration) -> Instant {
+        self.start + offset
+    }
+
+    fn receive(&mut self, offset: Duration, bytes: &[u8], source: Ipv6Addr, hop_limit: u8) {
+        let now = self.at(offset);
+        self.core.handle(
+            now,
+            Received {
+                bytes,
+                source,
+                ifindex: IFINDEX,
+                hop_limit: Some(hop_limit),
+                truncated: false,
+            },
+        );
+    }
+
+    fn solicit(&mut self, offset: Duration) {
+        self.receive(offset, &solicitation(Some(CLIENT_MAC)), client(), 255);
+    }
+
+    /// Runs the core's timers from `from` to `to` (inclusive) and returns the offsets at which
+    /// quiet advertisements left.
+    fn run(&mut self, to: Duration) -> Vec<Duration> {
+        let mut sent = Vec::new();
+        while let Some(deadline) = self.core.poll_timeout() {
+            if deadline > self.at(to) {
+                break;
+            }
+            self.core.handle_timeout(deadline);
+            while let Some(transmit) = self.core.poll_transmit() {
+                assert_eq!(transmit.bytes, quiet_bytes());
+                sent.push(deadline - self.start);
+            }
+        }
+        sent
+    }
+
+    fn events(&mut self) -> Vec<Event> {
+        std::iter::from_fn(|| self.core.poll_event()).collect()
+    }
+
+    fn drops(&mut self) -> Vec<DropReason> {
+        self.events()
+            .into_iter()
+            .filter_map(|e| match e {
+                Event::Dropped { reason, .. } => Some(reason),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+fn solicitation(mac: Option<[u8; 6]>) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    NdiscRepr::RouterSolicit {
+        source_link_layer: mac.map(LinkLayerAddress::Ethernet),
+    }
+    .emit(&mut bytes);
+    bytes
+}
+
+fn advertisement(router_lifetime: u16) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    NdiscRepr::RouterAdvert(RouterAdvert {
+        cur_hop_limit: 64,
+        managed: true,
+        other: false,
+        router_lifetime,
+        reachable_time: 0,
+        retrans_timer: 0,
+        source_link_layer: None,
+    })
+    .emit(&mut bytes);
+    bytes
+}
+
+fn quiet_bytes() -> Vec<u8> {
+    let mut bytes = vec![134, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    bytes.extend_from_slice(&[1, 1]);
+    bytes.extend_from_slice(&MAC);
+    bytes
+}
+
+#[test]
+fn start_up_solicits_from_the_link_local_address_to_all_routers() {
+    let mut lab = Lab::starting(ms(0));
+    let transmit = lab.core.poll_transmit().unwrap();
+    assert_eq!(transmit.ifindex, IFINDEX);
+    assert_eq!(transmit.from, ours());
+    assert_eq!(transmit.to, "ff02::2".parse::<Ipv6Addr>().unwrap());
+    assert_eq!(
+        transmit.bytes,
+        [133, 0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 0, 0, 0, 0, 1]
+    );
+    assert_eq!(lab.core.poll_transmit(), None);
+    // The same interface again: no second solicitation.
+    lab.core.set_links(lab.at(secs(1)), vec![link()]);
+    assert_eq!(lab.core.poll_transmit(), None);
+}
+
+#[test]
+fn a_solicitation_gets_the_quiet_advertisement_multicast_to_all_nodes() {
+    let mut lab = Lab::new(ms(200));
+    lab.solicit(secs(10));
+    assert_eq!(
+        lab.core.poll_transmit(),
+        None,
+        "nothing leaves before the delay"
+    );
+    assert_eq!(lab.core.poll_timeout(), Some(lab.at(secs(10) + ms(200))));
+    lab.core.handle_timeout(lab.at(secs(10) + ms(199)));
+    assert_eq!(lab.core.poll_transmit(), None);
+    lab.core.handle_timeout(lab.at(secs(10) + ms(200)));
+    let transmit = lab.core.poll_transmit().unwrap();
+    assert_eq!(transmit.ifindex, IFINDEX);
+    assert_eq!(transmit.from, ours());
+    assert_eq!(transmit.to, "ff02::1".parse::<Ipv6Addr>().unwrap());
+    assert_eq!(transmit.bytes, quiet_bytes());
+    assert_eq!(
+        lab.events(),
+        [Event::Sent {
+            interface: "vsrv".into(),
+            solicitations: 1
+        }]
+    );
+}
+
+#[test]
+fn the_random_delay_never_exceeds_max_ra_delay_time() {
+    for (drawn, expected) in [
+        (ms(0), ms(0)),
+        (ms(499), ms(499)),
+        (ms(500), ms(500)),
+        (secs(9), ms(500)),
+    ] {
+        let mut lab = Lab::new(drawn);
+        lab.solicit(secs(10));
+        assert_eq!(lab.run(secs(20)), [secs(10) + expected], "drawn {drawn:?}");
+    }
+}
+
+#[test]
+fn solicitations_during_start_up_listening_wait_for_it_to_end() {
+    let mut lab = Lab::starting(ms(100));
+    lab.core.poll_transmit().unwrap();
+    lab.solicit(secs(1));
+    assert_eq!(lab.run(secs(10)), [LISTEN_AFTER_SOLICITING]);
+}
+
+#[test]
+fn at_most_one_advertisement_per_three_seconds_answers_every_solicitation_meanwhile() {
+    let mut lab = Lab::new(ms(100));
+    lab.solicit(secs(10));
+    assert_eq!(lab.run(secs(11)), [secs(10) + ms(100)]);
+    lab.events();
+    // Three solicitations one second later: one advertisement, 3 s after the last one.
+    lab.solicit(secs(11));
+    lab.solicit(secs(11) + ms(500));
+    lab.solicit(secs(12));
+    assert_eq!(lab.run(secs(20)), [secs(13) + ms(100)]);
+    assert_eq!(
+        lab.events(),
+        [Event::Sent {
+            interface: "vsrv".into(),
+            solicitations: 3
+        }]
+    );
+}
+
+#[test]
+fn a_flood_is_answered_at_the_rate_limit_with_constant_state() {
+    let mut lab = Lab::new(ms(250));
+    let mut sent = Vec::new();
+    // 100 solicitations a second for 60 s, from ever-changing sources.
+    for tick in 0..6000u64 {
+        let offset = secs(10) + ms(tick * 10);
+        let source = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, (tick >> 16) as u16, tick as u16);
+        lab.receive(offset, &solicitation(None), source, 255);
+        lab.core.handle_timeout(lab.at(offset));
+        while let Some(transmit) = lab.core.poll_transmit() {
+            assert_eq!(transmit.bytes, quiet_bytes());
+            sent.push(offset);
+        }
+        lab.events();
+        assert_eq!(lab.core.links.len(), 1);
+        assert!(lab.core.transmits.is_empty() && lab.core.events.is_empty());
+    }
+    for pair in sent.windows(2) {
+        assert!(pair[1] - pair[0] >= MIN_DELAY_BETWEEN_RAS, "{pair:?}");
+    }
+    // 60 s at one per 3 s.
+    assert!(
+        (19..=21).contains(&sent.len()),
+        "{} advertisements",
+        sent.len()
+    );
+}
+
+#[test]
+fn another_routers_advertisement_silences_the_interface_for_its_lifetime() {
+    let mut lab = Lab::new(ms(0));
+    lab.receive(secs(10), &advertisement(1800), router(), 255);
+    assert_eq!(
+        lab.events(),
+        [Event::RouterHeard {
+            interface: "vsrv".into(),
+            router: router(),
+            router_lifetime: 1800,
+            silent_for: secs(1800),
+        }]
+    );
+    lab.solicit(secs(20));
+    assert_eq!(lab.drops(), [DropReason::OtherRouter]);
+    // Its next advertisement renews the silence without a second log line.
+    lab.receive(secs(600), &advertisement(1800), router(), 255);
+    assert!(lab.events().is_empty());
+    lab.solicit(secs(2399));
+    assert_eq!(lab.drops(), [DropReason::OtherRouter]);
+    assert_eq!(lab.run(secs(2399)), Vec::<Duration>::new());
+    // 1800 s after its last advertisement it is gone, and solicitations are answered again.
+    assert_eq!(lab.run(secs(2400)), Vec::<Duration>::new());
+    assert_eq!(
+        lab.events(),
+        [Event::RoutersGone {
+            interface: "vsrv".into()
+        }]
+    );
+    lab.solicit(secs(2401));
+    assert_eq!(lab.run(secs(2402)), [secs(2401)]);
+}
+
+#[test]
+fn a_router_advertising_lifetime_zero_silences_for_max_rtr_adv_interval() {
+    let mut lab = Lab::new(ms(0));
+    lab.receive(secs(10), &advertisement(0), router(), 255);
+    lab.solicit(secs(609));
+    assert_eq!(lab.run(secs(609)), Vec::<Duration>::new());
+    lab.solicit(secs(611));
+    assert_eq!(lab.run(secs(612)), [secs(611)]);
+}
+
+#[test]
+fn an_advertisement_cancels_a_pending_answer() {
+    let mut lab = Lab::new(ms(400));
+    lab.solicit(secs(10));
+    lab.receive(secs(10) + ms(100), &advertisement(300), router(), 255);
+    assert_eq!(lab.run(secs(20)), Vec::<Duration>::new());
+}
+
+#[test]
+fn a_router_answering_our_start_up_solicitation_keeps_us_silent() {
+    let mut lab = Lab::starting(ms(0));
+    lab.core.poll_transmit().unwrap();
+    lab.solicit(ms(100));
+    lab.receive(ms(400), &advertisement(1800), router(), 255);
+    assert_eq!(lab.run(secs(100)), Vec::<Duration>::new());
+}
+
+#[test]
+fn advertisements_that_hosts_would_discard_do_not_silence() {
+    let mut lab = Lab::new(ms(0));
+    // Forwarded from elsewhere (hop limit below 255), from a global address, malformed, ours.
+    lab.receive(secs(10), &advertisement(1800), router(), 254);
+    lab.receive(
+        secs(10),
+        &advertisement(1800),
+        "2001:db8::1".parse().unwrap(),
+        255,
+    );
+    lab.receive(secs(10), &advertisement(1800)[..15], router(), 255);
+    lab.receive(secs(10), &quiet_bytes(), ours(), 255);
+    assert_eq!(
+        lab.drops(),
+        [
+            DropReason::HopLimit(Some(254)),
+            DropReason::OffLinkSource,
+            DropReason::Malformed(WireError::Truncated {
+                len: 15,
+                needed: 16
+            }),
+            DropReason::Ours,
+        ]
+    );
+    lab.solicit(secs(11));
+    assert_eq!(lab.run(secs(12)), [secs(11)]);
+}
+
+#[test]
+fn bad_solicitations_are_dropped_with_their_reason() {
+    let mut lab = Lab::new(ms(0));
+    let good = solicitation(Some(CLIENT_MAC));
+    lab.receive(secs(10), &good, client(), 64);
+    lab.receive(secs(10), &good, "2001:db8::2".parse().unwrap(), 255);
+    lab.receive(secs(10), &good, Ipv6Addr::UNSPECIFIED, 255);
+    let mut wrong_code = good.clone();
+    wrong_code[1] = 1;
+    lab.receive(secs(10), &wrong_code, client(), 255);
+    lab.receive(secs(10), &good[..7], client(), 255);
+    let mut long = solicitation(None);
+    long.extend_from_slice(&[200, 160]);
+    long.resize(8 + 160 * 8, 0);
+    lab.receive(secs(10), &long, client(), 255);
+    lab.core.handle(
+        lab.at(secs(10)),
+        Received {
+            bytes: &good,
+            source: client(),
+            ifindex: IFINDEX,
+            hop_limit: None,
+            truncated: false,
+        },
+    );
+    lab.core.handle(
+        lab.at(secs(10)),
+        Received {
+            bytes: &good,
+            source: client(),
+            ifindex: IFINDEX,
+            hop_limit: Some(255),
+            truncated: true,
+        },
+    );
+    lab.core.handle(
+        lab.at(secs(10)),
+        Received {
+            bytes: &good,
+            source: client(),
+            ifindex: IFINDEX + 1,
+            hop_limit: Some(255),
+            truncated: false,
+        },
+    );
+    assert_eq!(
+        lab.drops(),
+        [
+            DropReason::HopLimit(Some(64)),
+            DropReason::OffLinkSource,
+            DropReason::LinkLayerAddressFromUnspecified,
+            DropReason::Malformed(WireError::NonZeroCode(1)),
+            DropReason::Malformed(WireError::Truncated { len: 7, needed: 8 }),
+            DropReason::Oversized(1288),
+            DropReason::HopLimit(None),
+            DropReason::Truncated,
+            DropReason::NotServed,
+        ]
+    );
+    assert_eq!(
+        lab.run(secs(20)),
+        Vec::<Duration>::new(),
+        "a bad solicitation was answered"
+    );
+    // A host without an address yet solicits from :: without a link-layer address: answered.
+    lab.receive(secs(30), &solicitation(None), Ipv6Addr::UNSPECIFIED, 255);
+    assert_eq!(lab.run(secs(31)), [secs(30)]);
+}
+
+#[test]
+fn an_interface_without_a_link_local_address_neither_solicits_nor_answers() {
+    let start = Instant::now();
+    let mut core = QuietRa::new(FixedJitter(ms(0)));
+    let bare = Link {
+        link_local: None,
+        ..link()
+    };
+    core.set_links(start, vec![bare]);
+    assert_eq!(core.poll_transmit(), None);
+    core.handle(
+        start + secs(10),
+        Received {
+            bytes: &solicitation(None),
+            source: client(),
+            ifindex: IFINDEX,
+            hop_limit: Some(255),
+            truncated: false,
+        },
+    );
+    assert!(matches!(
+        core.poll_event(),
+        Some(Event::Dropped {
+            reason: DropReason::NoLinkLocal,
+            ..
+        })
+    ));
+    // The address arrives: a start-up solicitation goes out then.
+    core.set_links(start + secs(11), vec![link()]);
+    assert_eq!(
+        core.poll_transmit().unwrap().to,
+        "ff02::2".parse::<Ipv6Addr>().unwrap()
+    );
+}
+
+#[test]
+fn an_interface_no_longer_served_forgets_its_pending_answer() {
+    let mut lab = Lab::new(ms(300));
+    lab.solicit(secs(10));
+    lab.core.set_links(lab.at(secs(10) + ms(100)), Vec::new());
+    assert_eq!(lab.core.poll_timeout(), None);
+    assert_eq!(lab.run(secs(20)), Vec::<Duration>::new());
+}
+
+proptest! {
+    #[test]
+    fn any_bytes_from_anywhere_never_panic_and_only_quiet_advertisements_leave(
+        messages in proptest::collection::vec(
+            (proptest::collection::vec(any::<u8>(), 0..64), any::<u128>(), any::<u8>(), 0u64..5000),
+            1..20,
+        ),
+        mutate_type in any::<bool>(),
+    ) {
+        let mut lab = Lab::new(ms(100));
+        let mut elapsed = secs(10);
+        for (mut bytes, source, hop_limit, step) in messages {
+            if mutate_type && !bytes.is_empty() {
+                bytes[0] = if bytes[0] % 2 == 0 { 133 } else { 134 };
+            }
+            let _ = NdiscRepr::parse(&bytes);
+            elapsed += ms(step);
+            let source = if source % 2 == 0 { Ipv6Addr::from(source) } else { client() };
+            lab.receive(elapsed, &bytes, source, hop_limit);
+            lab.run(elapsed);
+            lab.events();
+        }
+    }
+}
