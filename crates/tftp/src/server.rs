@@ -866,7 +866,23 @@ impl Job {
         let file = printable(request.filename);
         let root = Arc::clone(&self.active.root);
         let name = request.filename.to_vec();
-        let opened = tokio::task::spawn_blocking(move || root.open_read(&name)).await;
+        let write_config = &self.active.config.write;
+        // The inbox holds switch configs (password hashes, SNMP communities): it is
+        // write-only except for the restore network.
+        let inbox = match &write_config.read_from {
+            Some(networks) if allowed(Some(networks), self.peer.ip()) => None,
+            _ => Some(write_config.dir.clone()),
+        };
+        let opened = tokio::task::spawn_blocking(move || {
+            let opened = root.open_read(&name)?;
+            match inbox {
+                Some(dir) if root.is_inside(&dir, &opened.file)? => Err(AccessError::forbidden(
+                    "the file is in the upload directory and the client is not in tftp.write.read_from",
+                )),
+                _ => Ok(opened),
+            }
+        })
+        .await;
         let opened = match opened {
             Ok(Ok(opened)) => opened,
             Ok(Err(access_error)) => {
