@@ -1186,6 +1186,7 @@ fn describe(outcome: &Outcome) -> String {
             format!("peer sent ERROR {code}: {}", message.escape_debug())
         }
         Outcome::TimedOut => "timed out".into(),
+        Outcome::Unconfirmed => "never acknowledged, request not repeated".into(),
         Outcome::Failed { code, message } => {
             format!("failed, sent ERROR {}: {message}", *code as u16)
         }
