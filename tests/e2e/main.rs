@@ -20,6 +20,7 @@ mod netns;
 mod tftp_clients;
 mod tftp_hostile;
 mod tftp_netns;
+mod tftp_reflection;
 mod tftp_server;
 mod tftp_uploads;
 mod tools;

@@ -11,14 +11,14 @@
 use std::collections::{HashMap, HashSet};
 use std::io::IoSlice;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use ipnet::IpNet;
 use kindling_config::TftpConfig;
 use kindling_udp::{RecvMeta, UdpEndpoint, interface_mtu};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -33,6 +33,7 @@ use crate::proto::{
     Transmit, UploadSink, WriteTransfer, negotiate_read, negotiate_write,
 };
 use crate::segments::{MAX_SEGMENTS, Segments};
+use crate::unconfirmed::UnconfirmedBounds;
 use crate::wire::{self, ErrorCode, MAX_BLKSIZE, MAX_PACKET, Mode, Packet, Request};
 
 /// Netascii files are converted in memory; larger ones are refused rather than buffered.
@@ -82,13 +83,98 @@ struct Active {
 struct Shared {
     active: RwLock<Arc<Active>>,
     cache: FileCache,
-    /// Peers with a transfer queued or running; in single-port mode, their inboxes.
-    sessions: Mutex<HashMap<SocketAddr, Option<mpsc::Sender<Vec<u8>>>>>,
+    /// Peers with a transfer queued or running.
+    sessions: Mutex<HashMap<SocketAddr, Session>>,
     permits: Arc<Semaphore>,
     limit: AtomicUsize,
     queued: AtomicUsize,
+    /// Read transfers not yet acknowledged, per source address and prefix.
+    unconfirmed: Mutex<UnconfirmedBounds>,
+    /// Woken whenever an unconfirmed slot frees.
+    unconfirmed_freed: Notify,
+    tally: Tally,
     transfers: TaskTracker,
     next_seed: AtomicU64,
+}
+
+/// What the listener knows about a peer with a transfer queued or running.
+#[derive(Debug)]
+struct Session {
+    /// In single-port mode, where the peer's datagrams go.
+    inbox: Option<mpsc::Sender<Vec<u8>>>,
+    /// For a read: the request that started it, and where a repeat of it is signalled.
+    repeat: Option<(Vec<u8>, mpsc::Sender<()>)>,
+}
+
+/// Where the listener sends a datagram from a peer.
+enum Route {
+    /// The same RRQ again: the transfer may resend its first packet.
+    Repeat(mpsc::Sender<()>),
+    /// Single-port mode: the transfer's inbox.
+    Inbox(mpsc::Sender<Vec<u8>>),
+    /// Handled by the listener (a new request, or one it drops).
+    Listener,
+}
+
+/// Admission events: counted, and logged at a bounded rate (the first of each kind in a
+/// summary period at info, the rest at debug, then one summary line per period), so that a
+/// flood of requests cannot flood the log.
+#[derive(Debug, Default)]
+struct Tally {
+    refused_by_acl: Counter,
+    held_by_unconfirmed_bound: Counter,
+    queued_for_session: Counter,
+    dropped_queue_full: Counter,
+    expired_in_queue: Counter,
+    ended_unconfirmed: Counter,
+}
+
+#[derive(Debug, Default)]
+struct Counter {
+    count: AtomicU64,
+    logged: AtomicBool,
+}
+
+impl Counter {
+    /// Counts one event; true when it is the first of the period (log it at full level).
+    fn note(&self) -> bool {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        !self.logged.swap(true, Ordering::Relaxed)
+    }
+
+    /// The events since the last call, starting a new period.
+    fn take(&self) -> u64 {
+        self.logged.store(false, Ordering::Relaxed);
+        self.count.swap(0, Ordering::Relaxed)
+    }
+}
+
+impl Tally {
+    /// Logs one line for the period just ended, if anything happened in it.
+    fn summarize(&self, period: Duration) {
+        let counts = [
+            self.refused_by_acl.take(),
+            self.held_by_unconfirmed_bound.take(),
+            self.queued_for_session.take(),
+            self.dropped_queue_full.take(),
+            self.expired_in_queue.take(),
+            self.ended_unconfirmed.take(),
+        ];
+        if counts.iter().all(|&count| count == 0) {
+            return;
+        }
+        let [refused, held, queued, dropped, expired, unconfirmed] = counts;
+        info!(
+            period_s = period.as_secs(),
+            refused_by_allow_from = refused,
+            held_by_unconfirmed_bound = held,
+            queued_for_session = queued,
+            dropped_queue_full = dropped,
+            expired_in_queue = expired,
+            ended_unconfirmed = unconfirmed,
+            "tftp admission summary"
+        );
+    }
 }
 
 impl TftpService {
@@ -102,6 +188,12 @@ impl TftpService {
             permits: Arc::new(Semaphore::new(config.max_sessions)),
             limit: AtomicUsize::new(config.max_sessions),
             queued: AtomicUsize::new(0),
+            unconfirmed: Mutex::new(UnconfirmedBounds::new(
+                config.unconfirmed_per_address,
+                config.unconfirmed_per_prefix,
+            )),
+            unconfirmed_freed: Notify::new(),
+            tally: Tally::default(),
             sessions: Mutex::new(HashMap::new()),
             transfers: TaskTracker::new(),
             next_seed: AtomicU64::new(seed_from_clock()),
@@ -150,7 +242,10 @@ impl TftpService {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = sweep.tick() => shared.cache.evict_idle(now()),
+                _ = sweep.tick() => {
+                    shared.cache.evict_idle(now());
+                    shared.tally.summarize(CACHE_SWEEP);
+                }
                 control = control_rx.recv() => match control {
                     Some(Control::Reload(config, reply)) => {
                         let result = reload(&shared, &mut running, config, &shutdown);
@@ -288,6 +383,14 @@ fn reload(
         running.push(spawn_listener(listener, shared, shutdown));
     }
     shared.resize(config.max_sessions);
+    shared
+        .unconfirmed
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .set_limits(
+            config.unconfirmed_per_address,
+            config.unconfirmed_per_prefix,
+        );
     *shared
         .active
         .write()
@@ -319,24 +422,83 @@ impl Shared {
         }
     }
 
-    fn inbox_of(&self, peer: SocketAddr) -> Option<mpsc::Sender<Vec<u8>>> {
+    /// Where a datagram from `peer` goes: a repeat of its read request to the transfer's
+    /// repeat signal, anything else to its inbox (single-port mode) or to the listener.
+    fn route(&self, peer: SocketAddr, datagram: &[u8]) -> Route {
         let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        sessions.get(&peer).and_then(Clone::clone)
+        let Some(session) = sessions.get(&peer) else {
+            return Route::Listener;
+        };
+        match (&session.repeat, &session.inbox) {
+            (Some((request, repeat)), _) if request.as_slice() == datagram => {
+                Route::Repeat(repeat.clone())
+            }
+            (_, Some(inbox)) => Route::Inbox(inbox.clone()),
+            _ => Route::Listener,
+        }
     }
 
     /// Registers a peer; false if it already has a transfer queued or running.
-    fn claim(&self, peer: SocketAddr, inbox: Option<mpsc::Sender<Vec<u8>>>) -> bool {
+    fn claim(&self, peer: SocketAddr, session: Session) -> bool {
         let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
         if sessions.contains_key(&peer) {
             return false;
         }
-        sessions.insert(peer, inbox);
+        sessions.insert(peer, session);
         true
     }
 
     fn release(&self, peer: SocketAddr) {
         let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
         sessions.remove(&peer);
+    }
+}
+
+/// One unconfirmed read transfer counted against its source's bounds; uncounted (and the
+/// requests waiting for a slot woken) when dropped: when the client confirms or the transfer
+/// ends.
+#[derive(Debug)]
+struct UnconfirmedSlot {
+    shared: Arc<Shared>,
+    source: IpAddr,
+}
+
+impl UnconfirmedSlot {
+    fn try_acquire(shared: &Arc<Shared>, source: IpAddr) -> Option<Self> {
+        let acquired = shared
+            .unconfirmed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .try_acquire(source);
+        acquired.then(|| UnconfirmedSlot {
+            shared: Arc::clone(shared),
+            source,
+        })
+    }
+
+    /// Waits until `source` is within its bounds and counts it.
+    async fn acquire(shared: &Arc<Shared>, source: IpAddr) -> Self {
+        loop {
+            let freed = shared.unconfirmed_freed.notified();
+            tokio::pin!(freed);
+            // Registered before looking, so that a slot freed in between still wakes us.
+            freed.as_mut().enable();
+            if let Some(slot) = Self::try_acquire(shared, source) {
+                return slot;
+            }
+            freed.await;
+        }
+    }
+}
+
+impl Drop for UnconfirmedSlot {
+    fn drop(&mut self) {
+        self.shared
+            .unconfirmed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .release(self.source);
+        self.shared.unconfirmed_freed.notify_waiters();
     }
 }
 
@@ -376,11 +538,20 @@ async fn listen(
             continue;
         }
         let datagram = &buf[..meta.len];
-        if let Some(inbox) = shared.inbox_of(meta.source) {
-            if inbox.try_send(datagram.to_vec()).is_err() {
-                debug!(peer = %meta.source, "transfer inbox full, datagram dropped");
+        match shared.route(meta.source, datagram) {
+            Route::Repeat(repeat) => {
+                // A full signal already means "resend": one more adds nothing.
+                let _ = repeat.try_send(());
+                debug!(peer = %meta.source, "request repeated");
+                continue;
             }
-            continue;
+            Route::Inbox(inbox) => {
+                if inbox.try_send(datagram.to_vec()).is_err() {
+                    debug!(peer = %meta.source, "transfer inbox full, datagram dropped");
+                }
+                continue;
+            }
+            Route::Listener => {}
         }
         match Packet::parse(datagram) {
             Ok(Packet::Rrq(_)) => admit(
@@ -492,7 +663,11 @@ fn admit(
         Direction::Write => config.write.allow_from.as_ref(),
     };
     if !allowed(acl, peer.ip()) {
-        info!(peer = %peer, file = %file, direction = direction.as_str(), "request refused: source not in allow_from");
+        if shared.tally.refused_by_acl.note() {
+            info!(peer = %peer, file = %file, direction = direction.as_str(), "request refused: source not in allow_from (further refusals in this period are counted in the admission summary)");
+        } else {
+            debug!(peer = %peer, file = %file, direction = direction.as_str(), "request refused: source not in allow_from");
+        }
         reply_from_listener(endpoint, &meta, ErrorCode::AccessViolation, "access denied");
         return;
     }
@@ -522,15 +697,26 @@ fn admit(
     } else {
         (None, None)
     };
-    if !shared.claim(peer, inbox_tx) {
-        debug!(peer = %peer, file = %file, "repeated request while its transfer is queued or running, dropped");
+    let (repeat_tx, repeat_rx) = match direction {
+        Direction::Read => {
+            let (tx, rx) = mpsc::channel(1);
+            (Some((datagram.to_vec(), tx)), Some(rx))
+        }
+        Direction::Write => (None, None),
+    };
+    let session = Session {
+        inbox: inbox_tx,
+        repeat: repeat_tx,
+    };
+    if !shared.claim(peer, session) {
+        debug!(peer = %peer, file = %file, "another request while a transfer is queued or running, dropped");
         return;
     }
     let guard = SessionGuard {
         shared: Arc::clone(shared),
         peer,
     };
-    let job = Job {
+    let mut job = Job {
         shared: Arc::clone(shared),
         active: Arc::clone(&active),
         direction,
@@ -540,42 +726,74 @@ fn admit(
         ifindex: meta.ifindex,
         listener: Arc::clone(endpoint),
         inbox: inbox_rx,
+        repeats: repeat_rx,
+        unconfirmed: None,
         shutdown: shutdown.clone(),
         _guard: guard,
     };
-    match Arc::clone(&shared.permits).try_acquire_owned() {
-        Ok(permit) => {
-            shared.transfers.spawn(job.run(permit));
-        }
-        Err(_) => {
-            let limit = shared.limit.load(Ordering::Relaxed);
-            let queued = shared.queued.load(Ordering::Relaxed);
-            if queued >= limit.saturating_mul(QUEUE_FACTOR) {
-                warn!(peer = %peer, file = %file, queued, "max_sessions reached and the queue is full: request dropped, the client will retry");
-                return;
-            }
-            shared.queued.fetch_add(1, Ordering::Relaxed);
-            info!(peer = %peer, file = %file, max_sessions = limit, "max_sessions reached: request queued");
-            let queue_timeout = config.queue_timeout;
-            let permits = Arc::clone(&shared.permits);
-            let shared = Arc::clone(shared);
-            shared.clone().transfers.spawn(async move {
-                let waited = tokio::select! {
-                    _ = job.shutdown.cancelled() => None,
-                    permit = tokio::time::timeout(queue_timeout, permits.acquire_owned()) => Some(permit),
-                };
-                shared.queued.fetch_sub(1, Ordering::Relaxed);
-                match waited {
-                    Some(Ok(Ok(permit))) => job.run(permit).await,
-                    Some(Err(_elapsed)) => {
-                        warn!(peer = %job.peer, file = %request_name(&job.datagram), waited_ms = queue_timeout.as_millis() as u64, "no transfer slot freed in time: request refused");
-                        job.refuse(ErrorCode::NotDefined, "server busy, try again").await;
-                    }
-                    _ => {}
-                }
-            });
-        }
+    // A read counts against its source's unconfirmed bounds until the client ACKs; over a
+    // bound it waits in the queue like a request over max_sessions, and no ERROR is sent
+    // (the source may be forged).
+    job.unconfirmed = match direction {
+        Direction::Read => UnconfirmedSlot::try_acquire(shared, peer.ip()),
+        Direction::Write => None,
+    };
+    let held = direction == Direction::Read && job.unconfirmed.is_none();
+    if !held && let Ok(permit) = Arc::clone(&shared.permits).try_acquire_owned() {
+        shared.transfers.spawn(job.run(permit));
+        return;
     }
+    let limit = shared.limit.load(Ordering::Relaxed);
+    let queued = shared.queued.load(Ordering::Relaxed);
+    if queued >= limit.saturating_mul(QUEUE_FACTOR) {
+        if shared.tally.dropped_queue_full.note() {
+            warn!(peer = %peer, file = %file, queued, "the request queue is full: request dropped, the client will retry (further drops in this period are counted in the admission summary)");
+        } else {
+            debug!(peer = %peer, file = %file, queued, "the request queue is full: request dropped");
+        }
+        return;
+    }
+    shared.queued.fetch_add(1, Ordering::Relaxed);
+    if held {
+        if shared.tally.held_by_unconfirmed_bound.note() {
+            info!(peer = %peer, file = %file, "unconfirmed transfers from this source at their bound (tftp.unconfirmed_per_address / _per_prefix): request queued (further ones in this period are counted in the admission summary)");
+        } else {
+            debug!(peer = %peer, file = %file, "unconfirmed bound reached: request queued");
+        }
+    } else if shared.tally.queued_for_session.note() {
+        info!(peer = %peer, file = %file, max_sessions = limit, "max_sessions reached: request queued (further ones in this period are counted in the admission summary)");
+    } else {
+        debug!(peer = %peer, file = %file, max_sessions = limit, "max_sessions reached: request queued");
+    }
+    let queue_timeout = config.queue_timeout;
+    let shared = Arc::clone(shared);
+    shared.clone().transfers.spawn(async move {
+        let mut job = job;
+        let shutdown = job.shutdown.clone();
+        let waited = tokio::select! {
+            _ = shutdown.cancelled() => None,
+            permit = tokio::time::timeout(queue_timeout, job.wait_for_slots()) => Some(permit),
+        };
+        shared.queued.fetch_sub(1, Ordering::Relaxed);
+        match waited {
+            Some(Ok(Ok(permit))) => job.run(permit).await,
+            Some(Err(_elapsed)) if job.direction == Direction::Read && job.unconfirmed.is_none() => {
+                // Still over its unconfirmed bound: the source may be forged, so no ERROR; a
+                // real client repeats its request.
+                if shared.tally.expired_in_queue.note() {
+                    info!(peer = %job.peer, file = %request_name(&job.datagram), waited_ms = queue_timeout.as_millis() as u64, "no unconfirmed slot freed in time: request dropped (further ones in this period are counted in the admission summary)");
+                } else {
+                    debug!(peer = %job.peer, waited_ms = queue_timeout.as_millis() as u64, "no unconfirmed slot freed in time: request dropped");
+                }
+            }
+            Some(Err(_elapsed)) => {
+                shared.tally.expired_in_queue.note();
+                warn!(peer = %job.peer, file = %request_name(&job.datagram), waited_ms = queue_timeout.as_millis() as u64, "no transfer slot freed in time: request refused");
+                job.refuse(ErrorCode::NotDefined, "server busy, try again").await;
+            }
+            _ => {}
+        }
+    });
 }
 
 fn request_name(datagram: &[u8]) -> String {
@@ -589,6 +807,14 @@ fn request_name(datagram: &[u8]) -> String {
 fn printable(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(&bytes[..bytes.len().min(256)]);
     text.escape_debug().to_string()
+}
+
+/// The next repeat of the request, if the transfer listens for them.
+async fn next_repeat(repeats: &mut Option<mpsc::Receiver<()>>) -> Option<()> {
+    match repeats {
+        Some(repeats) => repeats.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Runs `inner`, calling `before_wait` the first time it has to wait (returns pending), if
@@ -644,6 +870,11 @@ struct Job {
     ifindex: Option<u32>,
     listener: Arc<UdpEndpoint>,
     inbox: Option<mpsc::Receiver<Vec<u8>>>,
+    /// Reads: signalled when the same request arrives again.
+    repeats: Option<mpsc::Receiver<()>>,
+    /// Reads: this transfer's place within its source's unconfirmed bounds, held until the
+    /// client acknowledges something.
+    unconfirmed: Option<UnconfirmedSlot>,
     shutdown: CancellationToken,
     _guard: SessionGuard,
 }
@@ -768,6 +999,9 @@ struct Report {
     stats: Option<Stats>,
     outcome: String,
     success: bool,
+    /// A read whose client never acknowledged anything: possibly a forged request, logged at
+    /// a bounded rate.
+    unconfirmed: bool,
     kept_previous_as: Option<String>,
     /// When the data was safely stored (an upload's commit); the dally after the final ACK is
     /// not part of the transfer's duration or rate.
@@ -783,6 +1017,7 @@ impl Report {
             stats: None,
             outcome: reason,
             success: false,
+            unconfirmed: false,
             kept_previous_as: None,
             stored_at: None,
         }
@@ -790,6 +1025,15 @@ impl Report {
 }
 
 impl Job {
+    /// Waits for what a queued request lacks: a place within its source's unconfirmed bounds
+    /// (reads), then a session slot.
+    async fn wait_for_slots(&mut self) -> Result<OwnedSemaphorePermit, tokio::sync::AcquireError> {
+        if self.direction == Direction::Read && self.unconfirmed.is_none() {
+            self.unconfirmed = Some(UnconfirmedSlot::acquire(&self.shared, self.peer.ip()).await);
+        }
+        Arc::clone(&self.shared.permits).acquire_owned().await
+    }
+
     async fn run(mut self, permit: OwnedSemaphorePermit) {
         let _permit = permit;
         let started = now();
@@ -802,7 +1046,11 @@ impl Job {
             }
         };
         let report = match self.direction {
-            Direction::Read => self.read(transport).await,
+            Direction::Read => {
+                let unconfirmed = self.unconfirmed.take();
+                let repeats = self.repeats.take();
+                self.read(transport, unconfirmed, repeats).await
+            }
             Direction::Write => self.write(transport).await,
         };
         self.log(&report, started);
@@ -859,7 +1107,12 @@ impl Job {
         }
     }
 
-    async fn read(&self, mut transport: Transport) -> Report {
+    async fn read(
+        &self,
+        mut transport: Transport,
+        mut unconfirmed: Option<UnconfirmedSlot>,
+        mut repeats: Option<mpsc::Receiver<()>>,
+    ) -> Report {
         let Ok(Packet::Rrq(request)) = Packet::parse(&self.datagram) else {
             return Report::refused(String::new(), "unparsable request".into());
         };
@@ -902,6 +1155,11 @@ impl Job {
             }
         };
         let negotiated = negotiate_read(&request, &self.settings(), source.len());
+        // Repeats that arrived while the request waited in the queue are answered by the
+        // first packet itself.
+        if let Some(repeats) = repeats.as_mut() {
+            while repeats.try_recv().is_ok() {}
+        }
         let mut transfer = ReadTransfer::new(self.peer, &negotiated, source.len(), now());
         let mut send_buf = vec![0u8; MAX_PACKET];
         let mut recv_buf = vec![0u8; MAX_PACKET];
@@ -948,7 +1206,14 @@ impl Job {
                     Some((len, from)) => transfer.handle_datagram(now(), from, &recv_buf[..len]),
                     None => transfer.abort(ErrorCode::NotDefined, "transfer cancelled"),
                 },
+                Some(()) = next_repeat(&mut repeats), if unconfirmed.is_some() => {
+                    transfer.handle_repeated_request(now());
+                }
                 _ = timer.fired(deadline) => transfer.handle_timeout(now()),
+            }
+            if unconfirmed.is_some() && transfer.is_confirmed() {
+                // The client answered: the request was not forged. Its slot goes to the next.
+                unconfirmed = None;
             }
         }
         let outcome = transfer.outcome().map(describe).unwrap_or_default();
@@ -960,6 +1225,7 @@ impl Job {
             stats: Some(transfer.stats().clone()),
             outcome,
             success,
+            unconfirmed: matches!(transfer.outcome(), Some(Outcome::Unconfirmed)),
             kept_previous_as: None,
             stored_at: None,
         }
@@ -1117,6 +1383,7 @@ impl Job {
             stats: Some(transfer.stats().clone()),
             outcome,
             success,
+            unconfirmed: false,
             kept_previous_as,
             stored_at,
         }
@@ -1143,6 +1410,16 @@ impl Job {
             .map_or((0, 0), |s| (s.retransmitted_blocks, s.timeouts));
         let tsize = tsize.map(|t| t.to_string()).unwrap_or_else(|| "-".into());
         let kept = report.kept_previous_as.as_deref().unwrap_or("-");
+        if report.unconfirmed {
+            if self.shared.tally.ended_unconfirmed.note() {
+                info!(peer = %self.peer, file = %report.file, duration_ms = elapsed.as_millis() as u64, outcome = %report.outcome,
+                    "tftp read never acknowledged, given up (further ones in this period are counted in the admission summary)");
+            } else {
+                debug!(peer = %self.peer, file = %report.file, duration_ms = elapsed.as_millis() as u64, outcome = %report.outcome,
+                    "tftp read never acknowledged, given up");
+            }
+            return;
+        }
         if report.success {
             info!(
                 peer = %self.peer, file = %report.file, direction = self.direction.as_str(),

@@ -1,0 +1,235 @@
+//! Kindling must not be a reflection amplifier: a request with a forged source address (a
+//! socket here that sends RRQs and never ACKs) gets at most 15 times its bytes back, for one
+//! request and for bursts of 200 from one address. Bytes are counted as they are on the wire
+//! over IPv4: the UDP payload plus 28 bytes of IP and UDP headers. And the bounds on
+//! unconfirmed transfers must not cost real clients anything: 128 curl downloads at once from
+//! one address all complete.
+
+use std::net::{SocketAddr, UdpSocket};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use crate::harness::{Fixture, pattern};
+use crate::tftp_hostile::request;
+use crate::tools::require;
+
+/// IPv4 and UDP headers.
+const HEADERS: usize = 28;
+/// Longer than an unconfirmed transfer lives ((5 retries + 1) x 1 s) and than a request held
+/// by the bounds waits (queue_timeout, 5 s), with margin.
+const LISTEN: Duration = Duration::from_secs(8);
+const GOAL: f64 = 15.0;
+
+/// What a set of victim sockets sent and got back.
+#[derive(Debug, Default)]
+struct Reflection {
+    bytes_in: usize,
+    bytes_out: usize,
+    packets_out: usize,
+    errors_out: usize,
+}
+
+impl Reflection {
+    fn ratio(&self) -> f64 {
+        self.bytes_out as f64 / self.bytes_in as f64
+    }
+}
+
+/// Sends `requests` (each from the socket of its index, `spacing` apart) to `server` and counts
+/// every datagram that comes back to any of the sockets until `LISTEN` has passed since the
+/// last one.
+fn reflect(
+    sockets: &[UdpSocket],
+    requests: &[(usize, Vec<u8>)],
+    spacing: Duration,
+    server: SocketAddr,
+) -> Reflection {
+    let mut seen = Reflection::default();
+    for (index, packet) in requests {
+        sockets[*index].send_to(packet, server).unwrap();
+        seen.bytes_in += packet.len() + HEADERS;
+        std::thread::sleep(spacing);
+    }
+    for socket in sockets {
+        socket.set_nonblocking(true).unwrap();
+    }
+    let started = Instant::now();
+    let mut buf = vec![0u8; 70_000];
+    while started.elapsed() < LISTEN {
+        let mut quiet = true;
+        for socket in sockets {
+            while let Ok((len, _)) = socket.recv_from(&mut buf) {
+                quiet = false;
+                seen.bytes_out += len + HEADERS;
+                seen.packets_out += 1;
+                if buf[..2] == [0, 5] {
+                    seen.errors_out += 1;
+                }
+            }
+        }
+        if quiet {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    seen
+}
+
+/// A name, the victims' address, how many sockets it uses, and which socket sends what.
+struct Scenario {
+    name: &'static str,
+    ip: [u8; 4],
+    sockets: usize,
+    requests: Vec<(usize, Vec<u8>)>,
+    spacing: Duration,
+}
+
+fn sockets(ip: [u8; 4], count: usize) -> Vec<UdpSocket> {
+    (0..count)
+        .map(|_| UdpSocket::bind(SocketAddr::from((ip, 0))).unwrap())
+        .collect()
+}
+
+#[test]
+fn forged_requests_get_at_most_15_times_their_bytes_back() {
+    let fixture = Fixture::new();
+    // Large enough that a transfer left to itself would send far more than one packet; a
+    // one-letter name makes the smallest request that starts a transfer.
+    fixture.write("f", &pattern(2 * 1024 * 1024, 5));
+    let daemon = fixture.start("  listen: [\"127.0.0.1:0\"]\n");
+    let server = daemon.v4();
+    let plain = request(1, b"f", &[]);
+    let with_options = request(1, b"f", &[("blksize", "65464"), ("windowsize", "64")]);
+    // Each scenario from its own loopback address, all at once (they share the wait).
+    let scenarios = [
+        Scenario {
+            name: "one plain RRQ",
+            ip: [127, 0, 0, 3],
+            sockets: 1,
+            requests: vec![(0, plain.clone())],
+            spacing: Duration::ZERO,
+        },
+        Scenario {
+            name: "one RRQ asking for the largest blocks and window",
+            ip: [127, 0, 0, 4],
+            sockets: 1,
+            requests: vec![(0, with_options)],
+            spacing: Duration::ZERO,
+        },
+        Scenario {
+            name: "200 RRQs from 200 ports of one address",
+            ip: [127, 0, 0, 5],
+            sockets: 200,
+            requests: (0..200).map(|index| (index, plain.clone())).collect(),
+            spacing: Duration::ZERO,
+        },
+        Scenario {
+            name: "200 copies of one RRQ from one port",
+            ip: [127, 0, 0, 6],
+            sockets: 1,
+            requests: (0..200).map(|_| (0, plain.clone())).collect(),
+            spacing: Duration::ZERO,
+        },
+        Scenario {
+            // Each repeat reaches the running transfer: one DATA 1 back per RRQ in.
+            name: "200 copies of one RRQ from one port, 20 ms apart",
+            ip: [127, 0, 0, 7],
+            sockets: 1,
+            requests: (0..200).map(|_| (0, plain.clone())).collect(),
+            spacing: Duration::from_millis(20),
+        },
+    ];
+    // All at once, each from its own loopback address: they share the wait.
+    let results: Vec<(&str, Reflection)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = scenarios
+            .iter()
+            .map(|scenario| {
+                scope.spawn(move || {
+                    let sockets = sockets(scenario.ip, scenario.sockets);
+                    let seen = reflect(&sockets, &scenario.requests, scenario.spacing, server);
+                    (scenario.name, seen)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|handle| handle.join().unwrap())
+            .collect()
+    });
+    for (name, seen) in &results {
+        eprintln!(
+            "{name}: {} bytes in, {} bytes out in {} packets ({} ERROR): {:.2}x",
+            seen.bytes_in,
+            seen.bytes_out,
+            seen.packets_out,
+            seen.errors_out,
+            seen.ratio()
+        );
+    }
+    for (name, seen) in &results {
+        assert!(seen.packets_out > 0, "{name}: nothing came back at all");
+        assert!(
+            seen.ratio() <= GOAL,
+            "{name}: {:.2}x the bytes in came back ({seen:?})",
+            seen.ratio()
+        );
+    }
+    // Requests held by the bounds and transfers that were never acknowledged are logged at a
+    // bounded rate: the first of each kind in a period at info, the rest at debug.
+    let log = daemon.log();
+    let held_at_info = log
+        .lines()
+        .filter(|line| {
+            line.contains(" INFO ") && line.contains("unconfirmed transfers from this source")
+        })
+        .count();
+    assert!(
+        log.contains("unconfirmed bound reached"),
+        "no request was held:\n{log}"
+    );
+    assert!(
+        held_at_info <= 2,
+        "{held_at_info} info lines for held requests"
+    );
+    let unacknowledged_at_info = log
+        .lines()
+        .filter(|line| line.contains(" INFO ") && line.contains("never acknowledged"))
+        .count();
+    assert!(
+        unacknowledged_at_info <= 2,
+        "{unacknowledged_at_info} info lines for unacknowledged reads"
+    );
+}
+
+#[test]
+fn one_hundred_and_twenty_eight_curl_clients_from_one_address_all_complete() {
+    require("curl");
+    let body = pattern(256 * 1024, 9);
+    let fixture = Fixture::new();
+    fixture.write("image", &body);
+    let daemon = fixture.start("  listen: [\"127.0.0.1:0\"]\n");
+    let out = tempfile::tempdir().unwrap();
+    let url = format!("tftp://127.0.0.1:{}/image", daemon.v4().port());
+    let started = Instant::now();
+    let children: Vec<_> = (0..128)
+        .map(|index| {
+            Command::new("curl")
+                .args(["--silent", "--show-error", "--fail", "--max-time", "120"])
+                .args(["--connect-timeout", "3", "--tftp-blksize", "1468", "-o"])
+                .arg(out.path().join(format!("c{index}")))
+                .arg(&url)
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    eprintln!("128 curl clients from one address: {:?}", started.elapsed());
+    for index in 0..128 {
+        assert_eq!(
+            std::fs::read(out.path().join(format!("c{index}"))).unwrap(),
+            body,
+            "client {index}"
+        );
+    }
+}
