@@ -233,3 +233,58 @@ fn one_hundred_and_twenty_eight_curl_clients_from_one_address_all_complete() {
         );
     }
 }
+
+/// What arrives at `socket` within `wait`: each datagram's first four bytes and its source.
+fn heads_within(socket: &UdpSocket, wait: Duration) -> Vec<([u8; 4], SocketAddr)> {
+    let started = Instant::now();
+    let mut buf = vec![0u8; 70_000];
+    let mut heads = Vec::new();
+    while let Some(left) = wait.checked_sub(started.elapsed()) {
+        socket
+            .set_read_timeout(Some(left.max(Duration::from_millis(1))))
+            .unwrap();
+        match socket.recv_from(&mut buf) {
+            Ok((len, from)) if len >= 4 => heads.push(([buf[0], buf[1], buf[2], buf[3]], from)),
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    heads
+}
+
+/// The rule end to end, with and without `single_port`: DATA 1 goes once; the transfer's own
+/// timer resends nothing; the same RRQ from the same port gets DATA 1 again from the same
+/// transfer; after ACK 1 the timer recovers a lost DATA 2 as before.
+#[test]
+fn until_the_first_ack_only_a_repeated_request_resends_data_1() {
+    let fixture = Fixture::new();
+    fixture.write("f", &pattern(10_000, 3));
+    let daemon = fixture.start("  listen: [\"127.0.0.1:0\"]\n");
+    let fixture = Fixture::new();
+    fixture.write("f", &pattern(10_000, 3));
+    let single_port = fixture.start("  listen: [\"127.0.0.1:0\"]\n  single_port: true\n");
+    let data = |block: u8| [0, 3, 0, block];
+    std::thread::scope(|scope| {
+        for (mode, server) in [("own port", daemon.v4()), ("single_port", single_port.v4())] {
+            scope.spawn(move || {
+                let socket = UdpSocket::bind("127.0.0.1:0").unwrap();
+                let rrq = request(1, b"f", &[]);
+                socket.send_to(&rrq, server).unwrap();
+                let first = heads_within(&socket, Duration::from_millis(2500));
+                assert_eq!(first.len(), 1, "{mode}: {first:?}");
+                let (head, tid) = first[0];
+                assert_eq!(head, data(1), "{mode}");
+                socket.send_to(&rrq, server).unwrap();
+                let again = heads_within(&socket, Duration::from_millis(500));
+                assert_eq!(again, vec![(data(1), tid)], "{mode}: the repeat");
+                socket.send_to(&[0, 4, 0, 1], tid).unwrap();
+                let after_ack = heads_within(&socket, Duration::from_millis(1600));
+                assert_eq!(
+                    after_ack,
+                    vec![(data(2), tid), (data(2), tid)],
+                    "{mode}: DATA 2, then DATA 2 again on the timer"
+                );
+            });
+        }
+    });
+}
