@@ -288,3 +288,60 @@ fn until_the_first_ack_only_a_repeated_request_resends_data_1() {
         }
     });
 }
+
+/// A rack booting together: 80 machines of one /24 (80 loopback addresses) fetch their image
+/// at the same moment, with `unconfirmed_per_prefix` lowered to 4 so that the bound surely
+/// holds some of them back; every one completes.
+#[test]
+fn a_rack_of_clients_from_one_slash_24_all_complete() {
+    require("curl");
+    let body = pattern(128 * 1024, 10);
+    let fixture = Fixture::new();
+    fixture.write("image", &body);
+    let daemon = fixture.start("  listen: [\"127.0.0.1:0\"]\n  unconfirmed_per_prefix: 4\n");
+    let out = tempfile::tempdir().unwrap();
+    let url = format!("tftp://127.0.0.1:{}/image", daemon.v4().port());
+    let children: Vec<_> = (0..80)
+        .map(|index| {
+            Command::new("curl")
+                .args(["--silent", "--show-error", "--fail", "--max-time", "120"])
+                .args(["--connect-timeout", "3", "--tftp-blksize", "1468"])
+                .args(["--interface", &format!("127.0.0.{}", 100 + index), "-o"])
+                .arg(out.path().join(format!("m{index}")))
+                .arg(&url)
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for mut child in children {
+        assert!(child.wait().unwrap().success());
+    }
+    for index in 0..80 {
+        assert_eq!(
+            std::fs::read(out.path().join(format!("m{index}"))).unwrap(),
+            body,
+            "machine {index}"
+        );
+    }
+    // The server logs a transfer once it has the final ACK, which may be after curl exits.
+    let started = Instant::now();
+    loop {
+        let log = daemon.log();
+        let sources: std::collections::HashSet<&str> = log
+            .lines()
+            .filter(|line| line.contains("tftp transfer complete"))
+            .filter_map(|line| line.split("peer=127.0.0.").nth(1)?.split(':').next())
+            .collect();
+        if sources.len() == 80 {
+            let held = log.matches("unconfirmed bound reached").count();
+            eprintln!("80 machines of one /24: all complete; {held} requests were held a moment");
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "{} machine addresses logged a complete transfer, not 80",
+            sources.len()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
