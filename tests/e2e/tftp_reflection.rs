@@ -1,7 +1,8 @@
 //! Kindling must not be a reflection amplifier: a request with a forged source address (a
 //! socket here that sends RRQs and never ACKs) gets at most 15 times its bytes back, for one
-//! request and for bursts of 200 from one address. Bytes are counted as they are on the wire
-//! over IPv4: the UDP payload plus 28 bytes of IP and UDP headers. And the bounds on
+//! request, for bursts of 200 from one address and for 300 requests from 300 addresses (whose
+//! effect on the daemon's peak memory is bounded too). Bytes are counted as they are on the
+//! wire over IPv4: the UDP payload plus 28 bytes of IP and UDP headers. And the bounds on
 //! unconfirmed transfers must not cost real clients anything: 128 curl downloads at once from
 //! one address all complete.
 
@@ -19,6 +20,10 @@ const HEADERS: usize = 28;
 /// by the bounds waits (queue_timeout, 5 s), with margin.
 const LISTEN: Duration = Duration::from_secs(8);
 const GOAL: f64 = 15.0;
+/// The bursts start once the single requests are in, and the larger ones are paced at 1 ms:
+/// hundreds of datagrams at once overflow the listening socket's receive buffer, and a victim
+/// that never repeats its request would then get nothing at all, which measures nothing.
+const BURSTS_AFTER: Duration = Duration::from_millis(200);
 
 /// What a set of victim sockets sent and got back.
 #[derive(Debug, Default)]
@@ -74,19 +79,31 @@ fn reflect(
     seen
 }
 
-/// A name, the victims' address, how many sockets it uses, and which socket sends what.
+/// A name, the victims' addresses (one socket each), which socket sends what, how long after
+/// the start and how far apart.
 struct Scenario {
     name: &'static str,
-    ip: [u8; 4],
-    sockets: usize,
+    sources: Vec<[u8; 4]>,
     requests: Vec<(usize, Vec<u8>)>,
+    start_after: Duration,
     spacing: Duration,
 }
 
-fn sockets(ip: [u8; 4], count: usize) -> Vec<UdpSocket> {
-    (0..count)
-        .map(|_| UdpSocket::bind(SocketAddr::from((ip, 0))).unwrap())
+fn sockets(sources: &[[u8; 4]]) -> Vec<UdpSocket> {
+    sources
+        .iter()
+        .map(|&ip| UdpSocket::bind(SocketAddr::from((ip, 0))).unwrap())
         .collect()
+}
+
+/// The daemon's peak resident memory (VmHWM), in KiB.
+fn peak_rss_kib(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        .expect("VmHWM in /proc/PID/status")
 }
 
 #[test]
@@ -103,48 +120,60 @@ fn forged_requests_get_at_most_15_times_their_bytes_back() {
     let scenarios = [
         Scenario {
             name: "one plain RRQ",
-            ip: [127, 0, 0, 3],
-            sockets: 1,
+            sources: vec![[127, 0, 0, 3]],
             requests: vec![(0, plain.clone())],
+            start_after: Duration::ZERO,
             spacing: Duration::ZERO,
         },
         Scenario {
             name: "one RRQ asking for the largest blocks and window",
-            ip: [127, 0, 0, 4],
-            sockets: 1,
+            sources: vec![[127, 0, 0, 4]],
             requests: vec![(0, with_options)],
+            start_after: Duration::ZERO,
             spacing: Duration::ZERO,
         },
         Scenario {
             name: "200 RRQs from 200 ports of one address",
-            ip: [127, 0, 0, 5],
-            sockets: 200,
+            sources: vec![[127, 0, 0, 5]; 200],
             requests: (0..200).map(|index| (index, plain.clone())).collect(),
-            spacing: Duration::ZERO,
+            start_after: BURSTS_AFTER,
+            spacing: Duration::from_millis(1),
         },
         Scenario {
             name: "200 copies of one RRQ from one port",
-            ip: [127, 0, 0, 6],
-            sockets: 1,
+            sources: vec![[127, 0, 0, 6]],
             requests: (0..200).map(|_| (0, plain.clone())).collect(),
+            start_after: BURSTS_AFTER,
             spacing: Duration::ZERO,
         },
         Scenario {
             // Each repeat reaches the running transfer: one DATA 1 back per RRQ in.
             name: "200 copies of one RRQ from one port, 20 ms apart",
-            ip: [127, 0, 0, 7],
-            sockets: 1,
+            sources: vec![[127, 0, 0, 7]],
             requests: (0..200).map(|_| (0, plain.clone())).collect(),
+            start_after: BURSTS_AFTER,
             spacing: Duration::from_millis(20),
         },
+        Scenario {
+            // A flood from many addresses: three /24s, more than unconfirmed_per_prefix each.
+            name: "300 RRQs from 300 addresses in three /24s",
+            sources: (0..300u16)
+                .map(|n| [127, 1, (n / 100) as u8, (n % 100 + 1) as u8])
+                .collect(),
+            requests: (0..300).map(|index| (index, plain.clone())).collect(),
+            start_after: BURSTS_AFTER,
+            spacing: Duration::from_millis(1),
+        },
     ];
+    let idle_kib = peak_rss_kib(daemon.pid());
     // All at once, each from its own loopback address: they share the wait.
     let results: Vec<(&str, Reflection)> = std::thread::scope(|scope| {
         let handles: Vec<_> = scenarios
             .iter()
             .map(|scenario| {
                 scope.spawn(move || {
-                    let sockets = sockets(scenario.ip, scenario.sockets);
+                    let sockets = sockets(&scenario.sources);
+                    std::thread::sleep(scenario.start_after);
                     let seen = reflect(&sockets, &scenario.requests, scenario.spacing, server);
                     (scenario.name, seen)
                 })
@@ -173,6 +202,12 @@ fn forged_requests_get_at_most_15_times_their_bytes_back() {
             seen.ratio()
         );
     }
+    let peak_kib = peak_rss_kib(daemon.pid());
+    eprintln!("daemon peak RSS: {idle_kib} KiB before, {peak_kib} KiB after");
+    assert!(
+        peak_kib < idle_kib + 32 * 1024,
+        "the flood grew the daemon from {idle_kib} to {peak_kib} KiB"
+    );
     // Requests held by the bounds and transfers that were never acknowledged are logged at a
     // bounded rate: the first of each kind in a period at info, the rest at debug.
     let log = daemon.log();
