@@ -87,6 +87,8 @@ struct Scenario {
     requests: Vec<(usize, Vec<u8>)>,
     start_after: Duration,
     spacing: Duration,
+    /// At most this many packets may come back (the unconfirmed bounds at work).
+    most_packets: usize,
 }
 
 fn sockets(sources: &[[u8; 4]]) -> Vec<UdpSocket> {
@@ -116,7 +118,7 @@ fn forged_requests_get_at_most_15_times_their_bytes_back() {
     let server = daemon.v4();
     let plain = request(1, b"f", &[]);
     let with_options = request(1, b"f", &[("blksize", "65464"), ("windowsize", "64")]);
-    // Each scenario from its own loopback address, all at once (they share the wait).
+    // Each scenario from its own loopback addresses, all at once (they share the wait).
     let scenarios = [
         Scenario {
             name: "one plain RRQ",
@@ -124,6 +126,7 @@ fn forged_requests_get_at_most_15_times_their_bytes_back() {
             requests: vec![(0, plain.clone())],
             start_after: Duration::ZERO,
             spacing: Duration::ZERO,
+            most_packets: 1,
         },
         Scenario {
             name: "one RRQ asking for the largest blocks and window",
@@ -131,6 +134,7 @@ fn forged_requests_get_at_most_15_times_their_bytes_back() {
             requests: vec![(0, with_options)],
             start_after: Duration::ZERO,
             spacing: Duration::ZERO,
+            most_packets: 1,
         },
         Scenario {
             name: "200 RRQs from 200 ports of one address",
@@ -138,6 +142,9 @@ fn forged_requests_get_at_most_15_times_their_bytes_back() {
             requests: (0..200).map(|index| (index, plain.clone())).collect(),
             start_after: BURSTS_AFTER,
             spacing: Duration::from_millis(1),
+            // tftp.unconfirmed_per_address: the rest wait, and expire unanswered in the queue
+            // (5 s) before the first ones give up (6 s).
+            most_packets: 16,
         },
         Scenario {
             name: "200 copies of one RRQ from one port",
@@ -145,6 +152,7 @@ fn forged_requests_get_at_most_15_times_their_bytes_back() {
             requests: (0..200).map(|_| (0, plain.clone())).collect(),
             start_after: BURSTS_AFTER,
             spacing: Duration::ZERO,
+            most_packets: 200,
         },
         Scenario {
             // Each repeat reaches the running transfer: one DATA 1 back per RRQ in.
@@ -153,6 +161,7 @@ fn forged_requests_get_at_most_15_times_their_bytes_back() {
             requests: (0..200).map(|_| (0, plain.clone())).collect(),
             start_after: BURSTS_AFTER,
             spacing: Duration::from_millis(20),
+            most_packets: 200,
         },
         Scenario {
             // A flood from many addresses: three /24s, more than unconfirmed_per_prefix each.
@@ -163,11 +172,13 @@ fn forged_requests_get_at_most_15_times_their_bytes_back() {
             requests: (0..300).map(|index| (index, plain.clone())).collect(),
             start_after: BURSTS_AFTER,
             spacing: Duration::from_millis(1),
+            // tftp.unconfirmed_per_prefix, for each of the three /24s.
+            most_packets: 3 * 64,
         },
     ];
     let idle_kib = peak_rss_kib(daemon.pid());
     // All at once, each from its own loopback address: they share the wait.
-    let results: Vec<(&str, Reflection)> = std::thread::scope(|scope| {
+    let results: Vec<(&Scenario, Reflection)> = std::thread::scope(|scope| {
         let handles: Vec<_> = scenarios
             .iter()
             .map(|scenario| {
@@ -175,7 +186,7 @@ fn forged_requests_get_at_most_15_times_their_bytes_back() {
                     let sockets = sockets(&scenario.sources);
                     std::thread::sleep(scenario.start_after);
                     let seen = reflect(&sockets, &scenario.requests, scenario.spacing, server);
-                    (scenario.name, seen)
+                    (scenario, seen)
                 })
             })
             .collect();
@@ -184,9 +195,10 @@ fn forged_requests_get_at_most_15_times_their_bytes_back() {
             .map(|handle| handle.join().unwrap())
             .collect()
     });
-    for (name, seen) in &results {
+    for (scenario, seen) in &results {
         eprintln!(
-            "{name}: {} bytes in, {} bytes out in {} packets ({} ERROR): {:.2}x",
+            "{}: {} bytes in, {} bytes out in {} packets ({} ERROR): {:.2}x",
+            scenario.name,
             seen.bytes_in,
             seen.bytes_out,
             seen.packets_out,
@@ -194,12 +206,19 @@ fn forged_requests_get_at_most_15_times_their_bytes_back() {
             seen.ratio()
         );
     }
-    for (name, seen) in &results {
+    for (scenario, seen) in &results {
+        let name = scenario.name;
         assert!(seen.packets_out > 0, "{name}: nothing came back at all");
         assert!(
             seen.ratio() <= GOAL,
             "{name}: {:.2}x the bytes in came back ({seen:?})",
             seen.ratio()
+        );
+        assert!(
+            seen.packets_out <= scenario.most_packets,
+            "{name}: {} packets, more than the {} the bounds allow",
+            seen.packets_out,
+            scenario.most_packets
         );
     }
     let peak_kib = peak_rss_kib(daemon.pid());
