@@ -176,6 +176,17 @@ fn forged_requests_get_at_most_15_times_their_bytes_back() {
             most_packets: 3 * 64,
         },
     ];
+    let missing = request(1, b"missing", &[]);
+    let scenarios = scenarios.into_iter().chain([Scenario {
+        // Refused at once (ERROR 1, smaller than the request); logged at a bounded rate.
+        name: "50 RRQs for a missing file from 50 ports",
+        sources: vec![[127, 0, 0, 8]; 50],
+        requests: (0..50).map(|index| (index, missing.clone())).collect(),
+        start_after: BURSTS_AFTER,
+        spacing: Duration::from_millis(1),
+        most_packets: 50,
+    }]);
+    let scenarios: Vec<Scenario> = scenarios.collect();
     let idle_kib = peak_rss_kib(daemon.pid());
     // All at once, each from its own loopback address: they share the wait.
     let results: Vec<(&Scenario, Reflection)> = std::thread::scope(|scope| {
@@ -251,6 +262,18 @@ fn forged_requests_get_at_most_15_times_their_bytes_back() {
     assert!(
         unacknowledged_at_info <= 2,
         "{unacknowledged_at_info} info lines for unacknowledged reads"
+    );
+    let refused_at_info = log
+        .lines()
+        .filter(|line| line.contains(" INFO ") && line.contains("tftp request refused"))
+        .count();
+    assert!(
+        log.matches("tftp request refused").count() >= 50,
+        "refusals not logged:\n{log}"
+    );
+    assert!(
+        refused_at_info <= 2,
+        "{refused_at_info} info lines for 50 refusals"
     );
 }
 

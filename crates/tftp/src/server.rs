@@ -670,6 +670,9 @@ struct Report {
     /// A read whose client never acknowledged anything: possibly a forged request, logged at
     /// a bounded rate.
     unconfirmed: bool,
+    /// Refused before any data moved (missing file, access violation, ...): logged at a
+    /// bounded rate, since the request may have been forged.
+    refused: bool,
     kept_previous_as: Option<String>,
     /// When the data was safely stored (an upload's commit); the dally after the final ACK is
     /// not part of the transfer's duration or rate.
@@ -686,6 +689,7 @@ impl Report {
             outcome: reason,
             success: false,
             unconfirmed: false,
+            refused: true,
             kept_previous_as: None,
             stored_at: None,
         }
@@ -885,6 +889,7 @@ impl Job {
             outcome,
             success,
             unconfirmed: matches!(transfer.outcome(), Some(Outcome::Unconfirmed)),
+            refused: false,
             kept_previous_as: None,
             stored_at: None,
         }
@@ -1043,6 +1048,7 @@ impl Job {
             outcome,
             success,
             unconfirmed: false,
+            refused: false,
             kept_previous_as,
             stored_at,
         }
@@ -1076,6 +1082,16 @@ impl Job {
             } else {
                 debug!(peer = %self.peer, file = %report.file, duration_ms = elapsed.as_millis() as u64, outcome = %report.outcome,
                     "tftp read never acknowledged, given up");
+            }
+            return;
+        }
+        if report.refused {
+            if self.shared.tally.refused_request.note() {
+                info!(peer = %self.peer, file = %report.file, direction = self.direction.as_str(), outcome = %report.outcome,
+                    "tftp request refused (further refusals in this period are counted in the admission summary)");
+            } else {
+                debug!(peer = %self.peer, file = %report.file, direction = self.direction.as_str(), outcome = %report.outcome,
+                    "tftp request refused");
             }
             return;
         }
@@ -1139,7 +1155,8 @@ async fn send_error(transport: &Transport, peer: SocketAddr, code: ErrorCode, me
 }
 
 async fn send_access_error(transport: &Transport, peer: SocketAddr, access_error: &AccessError) {
-    info!(peer = %peer, reason = %access_error, "request refused");
+    // The transfer's report says it too, at a bounded rate.
+    debug!(peer = %peer, reason = %access_error, "request refused");
     send_error(
         transport,
         peer,

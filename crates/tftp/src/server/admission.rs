@@ -48,6 +48,7 @@ pub(super) enum Route {
 #[derive(Debug, Default)]
 pub(super) struct Tally {
     pub(super) refused_by_acl: Counter,
+    pub(super) refused_request: Counter,
     pub(super) held_by_unconfirmed_bound: Counter,
     pub(super) queued_for_session: Counter,
     pub(super) dropped_queue_full: Counter,
@@ -80,6 +81,7 @@ impl Tally {
     pub(super) fn summarize(&self, period: Duration) {
         let counts = [
             self.refused_by_acl.take(),
+            self.refused_request.take(),
             self.held_by_unconfirmed_bound.take(),
             self.queued_for_session.take(),
             self.dropped_queue_full.take(),
@@ -89,10 +91,19 @@ impl Tally {
         if counts.iter().all(|&count| count == 0) {
             return;
         }
-        let [refused, held, queued, dropped, expired, unconfirmed] = counts;
+        let [
+            refused,
+            refused_request,
+            held,
+            queued,
+            dropped,
+            expired,
+            unconfirmed,
+        ] = counts;
         info!(
             period_s = period.as_secs(),
             refused_by_allow_from = refused,
+            refused_request,
             held_by_unconfirmed_bound = held,
             queued_for_session = queued,
             dropped_queue_full = dropped,
