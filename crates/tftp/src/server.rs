@@ -398,7 +398,11 @@ async fn listen(
             ),
             Ok(_) => debug!(peer = %meta.source, "not a request on the listening port, dropped"),
             Err(parse_error) if is_request(datagram) && parse_error.reply_code().is_some() => {
-                info!(peer = %meta.source, error = %parse_error, "malformed request refused");
+                if shared.tally.refused_request.note() {
+                    info!(peer = %meta.source, error = %parse_error, "malformed request refused (further refusals in this period are counted in the admission summary)");
+                } else {
+                    debug!(peer = %meta.source, error = %parse_error, "malformed request refused");
+                }
                 let code = parse_error
                     .reply_code()
                     .unwrap_or(ErrorCode::IllegalOperation);

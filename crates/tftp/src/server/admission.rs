@@ -246,7 +246,11 @@ pub(super) fn admit(
         return;
     }
     if direction == Direction::Write && !config.write.enabled {
-        info!(peer = %peer, file = %file, "write refused: uploads are disabled (tftp.write.enabled)");
+        if shared.tally.refused_request.note() {
+            info!(peer = %peer, file = %file, "write refused: uploads are disabled (tftp.write.enabled; further refusals in this period are counted in the admission summary)");
+        } else {
+            debug!(peer = %peer, file = %file, "write refused: uploads are disabled (tftp.write.enabled)");
+        }
         reply_from_listener(
             endpoint,
             &meta,
