@@ -21,6 +21,7 @@ mod quiet_ra;
 mod tftp_clients;
 mod tftp_hostile;
 mod tftp_netns;
+mod tftp_reflection;
 mod tftp_server;
 mod tftp_uploads;
 mod tools;

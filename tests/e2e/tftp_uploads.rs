@@ -207,3 +207,73 @@ fn many_clients_fetch_the_same_image_at_once() {
         );
     }
 }
+
+/// Sends an RRQ for `name` from a new socket on `source` and returns the reply (ACKing a final
+/// DATA 1 so the transfer ends cleanly). A new port per request: a request from a port whose
+/// previous transfer is still winding down would be dropped as a duplicate.
+fn read_once(source: [u8; 4], server: SocketAddr, name: &[u8]) -> Vec<u8> {
+    let socket = UdpSocket::bind(SocketAddr::from((source, 0))).unwrap();
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    socket.send_to(&request(1, name, &[]), server).unwrap();
+    let (reply, tid) = recv(&socket);
+    if reply.starts_with(&[0, 3, 0, 1]) {
+        socket.send_to(&[0, 4, 0, 1], tid).unwrap();
+    }
+    reply
+}
+
+#[test]
+fn the_inbox_is_write_only_except_from_read_from() {
+    let fixture = Fixture::new();
+    let secret = b"enable secret 5 $1$kindling$secret\nsnmp-server community s3cret RO\n";
+    fixture.write("uploads/sw1.cfg", secret);
+    fixture.write("pxelinux.0", b"pxe");
+    std::os::unix::fs::symlink("uploads/sw1.cfg", fixture.root().join("latest.cfg")).unwrap();
+    std::os::unix::fs::symlink("uploads", fixture.root().join("backups")).unwrap();
+    let daemon = fixture.start(
+        "  listen: [\"127.0.0.1:0\"]\n  write:\n    enabled: true\n    allow_from: [127.0.0.0/8]\n    read_from: [127.0.0.2/32]\n",
+    );
+    let (outsider, restore_host) = ([127, 0, 0, 1], [127, 0, 0, 2]);
+    let spellings: &[&[u8]] = &[
+        b"uploads/sw1.cfg",
+        b"/uploads/sw1.cfg",
+        b"./uploads//sw1.cfg",
+        b"uploads\\sw1.cfg",
+        b"latest.cfg",
+        b"backups/sw1.cfg",
+    ];
+    for name in spellings {
+        let reply = read_once(outsider, daemon.v4(), name);
+        assert_eq!(
+            error_code(&reply),
+            Some(2),
+            "{:?} was not refused with ERROR 2: {reply:?}",
+            String::from_utf8_lossy(name)
+        );
+    }
+    assert_eq!(
+        read_once(outsider, daemon.v4(), b"pxelinux.0"),
+        data(1, b"pxe"),
+        "the rest of the tree is served as before"
+    );
+    for name in spellings {
+        assert_eq!(
+            read_once(restore_host, daemon.v4(), name),
+            data(1, secret),
+            "{:?} from a read_from address",
+            String::from_utf8_lossy(name)
+        );
+    }
+    assert!(daemon.log().contains("tftp.write.read_from"), "no log line");
+}
+
+#[test]
+fn without_read_from_nobody_reads_the_inbox() {
+    let fixture = Fixture::new();
+    fixture.write("uploads/sw1.cfg", b"secret");
+    let daemon = fixture.start("  listen: [\"127.0.0.1:0\"]\n");
+    let reply = read_once([127, 0, 0, 1], daemon.v4(), b"uploads/sw1.cfg");
+    assert_eq!(error_code(&reply), Some(2), "{reply:?}");
+}

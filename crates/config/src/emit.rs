@@ -205,6 +205,16 @@ fn tftp(out: &mut Out, t: &TftpConfig) {
     out.kv(2, "max_blksize", &t.max_blksize.to_string());
     out.kv(2, "max_windowsize", &t.max_windowsize.to_string());
     out.kv(2, "cache_size", &quote(&format_size(t.cache_size)));
+    out.kv(
+        2,
+        "unconfirmed_per_address",
+        &t.unconfirmed_per_address.to_string(),
+    );
+    out.kv(
+        2,
+        "unconfirmed_per_prefix",
+        &t.unconfirmed_per_prefix.to_string(),
+    );
     let w = &t.write;
     out.line(2, "write:");
     out.kv(4, "enabled", &w.enabled.to_string());
@@ -219,6 +229,13 @@ fn tftp(out: &mut Out, t: &TftpConfig) {
     match &w.allow_from {
         Some(nets) => out.kv(4, "allow_from", &flow(nets)),
         None => out.line(4, "# allow_from: not set (anyone may upload)"),
+    }
+    match &w.read_from {
+        Some(nets) => out.kv(4, "read_from", &flow(nets)),
+        None => out.line(
+            4,
+            "# read_from: not set (nobody may read the upload directory)",
+        ),
     }
 }
 

@@ -68,6 +68,11 @@ pub struct TftpConfig {
     pub max_windowsize: u16,
     /// Total memory for boot images shared between concurrent transfers of the same file.
     pub cache_size: u64,
+    /// Read transfers not yet acknowledged by their client, per source address; more wait in
+    /// the queue (`tftp.unconfirmed_per_address`).
+    pub unconfirmed_per_address: usize,
+    /// The same per /24 (IPv4) or /64 (IPv6) (`tftp.unconfirmed_per_prefix`).
+    pub unconfirmed_per_prefix: usize,
     pub write: TftpWriteConfig,
 }
 
@@ -91,6 +96,8 @@ pub struct TftpWriteConfig {
     pub max_size: u64,
     /// Who may upload; `None` means any source.
     pub allow_from: Option<Vec<IpNet>>,
+    /// Who may read files in `dir` back (restores); `None` means nobody.
+    pub read_from: Option<Vec<IpNet>>,
 }
 
 /// What PXE clients are told to load, by client kind. Paths are TFTP paths or http(s) URLs.

@@ -321,6 +321,24 @@ fn numbers() {
         2,
         "between 1 and 65535",
     );
+    one_error(
+        "tftp:\n  unconfirmed_per_address: 0\n",
+        "tftp.unconfirmed_per_address",
+        2,
+        "between 1 and 1000000",
+    );
+    one_error(
+        "tftp:\n  unconfirmed_per_prefix: many\n",
+        "tftp.unconfirmed_per_prefix",
+        2,
+        "",
+    );
+    one_error(
+        "tftp:\n  write:\n    read_from: [10.0.0.0/33]\n",
+        "tftp.write.read_from[0]",
+        3,
+        "",
+    );
 }
 
 #[test]
@@ -1004,13 +1022,18 @@ fn sections_present_absent_and_disabled() {
     );
     assert_eq!(t.cache_size, 256 << 20);
     assert_eq!(
+        (t.unconfirmed_per_address, t.unconfirmed_per_prefix),
+        (16, 64)
+    );
+    assert_eq!(
         t.write,
         TftpWriteConfig {
             enabled: false,
             dir: "uploads".into(),
             overwrite: OverwritePolicy::Refuse,
             max_size: 256 << 20,
-            allow_from: None
+            allow_from: None,
+            read_from: None,
         }
     );
     let d = parse("dhcp: {}\n", "t").unwrap().config.dhcp.unwrap();

@@ -131,6 +131,10 @@ fn full_example_has_the_contract_values() {
     assert_eq!((t.retries, t.max_blksize, t.max_windowsize), (5, 65464, 64));
     assert_eq!(t.cache_size, 256 << 20);
     assert_eq!(
+        (t.unconfirmed_per_address, t.unconfirmed_per_prefix),
+        (16, 64)
+    );
+    assert_eq!(
         t.write,
         TftpWriteConfig {
             enabled: false,
@@ -138,6 +142,7 @@ fn full_example_has_the_contract_values() {
             overwrite: OverwritePolicy::Refuse,
             max_size: 256 << 20,
             allow_from: Some(vec!["10.0.0.0/8".parse().unwrap()]),
+            read_from: Some(vec!["10.0.0.0/24".parse().unwrap()]),
         }
     );
 

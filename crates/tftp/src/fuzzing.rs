@@ -80,6 +80,13 @@ pub fn read(data: &[u8]) {
     let mut ops = Ops(script);
     while let Some(op) = ops.next_op() {
         match op {
+            // The shell hands a request from the peer's address and port to the transfer as
+            // a repeat.
+            Op::Datagram(from, bytes)
+                if from == peer() && matches!(Packet::parse(bytes), Ok(Packet::Rrq(_))) =>
+            {
+                transfer.handle_repeated_request(now);
+            }
             Op::Datagram(from, bytes) => transfer.handle_datagram(now, from, bytes),
             Op::Advance(by) => {
                 now += by;

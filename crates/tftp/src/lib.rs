@@ -10,6 +10,7 @@ pub mod netascii;
 pub mod proto;
 mod segments;
 mod server;
+mod unconfirmed;
 pub mod wire;
 
 pub use error::TftpError;

@@ -8,6 +8,8 @@
 //! the transfer answers with an explicit source address. The shell makes no protocol
 //! decisions.
 
+mod admission;
+
 use std::collections::{HashMap, HashSet};
 use std::io::IoSlice;
 use std::net::{IpAddr, SocketAddr};
@@ -15,15 +17,15 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use ipnet::IpNet;
 use kindling_config::TftpConfig;
 use kindling_udp::{RecvMeta, UdpEndpoint, interface_mtu};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
+use self::admission::{Route, Session, SessionGuard, Tally, UnconfirmedSlot, admit, allowed};
 use crate::cache::{FileCache, Source};
 use crate::error::TftpError;
 use crate::fs::{AccessError, Root, Upload, WritePolicy};
@@ -33,15 +35,11 @@ use crate::proto::{
     Transmit, UploadSink, WriteTransfer, negotiate_read, negotiate_write,
 };
 use crate::segments::{MAX_SEGMENTS, Segments};
+use crate::unconfirmed::UnconfirmedBounds;
 use crate::wire::{self, ErrorCode, MAX_BLKSIZE, MAX_PACKET, Mode, Packet, Request};
 
 /// Netascii files are converted in memory; larger ones are refused rather than buffered.
 const MAX_NETASCII_FILE: u64 = 64 * 1024 * 1024;
-/// Requests waiting for a slot, as a multiple of `max_sessions`; beyond it they are dropped
-/// (the client retransmits).
-const QUEUE_FACTOR: usize = 4;
-/// Datagrams buffered per single-port transfer before the listener drops them.
-const INBOX_DEPTH: usize = 256;
 const CACHE_SWEEP: Duration = Duration::from_secs(10);
 
 /// A bound TFTP service, ready to `run`.
@@ -82,11 +80,16 @@ struct Active {
 struct Shared {
     active: RwLock<Arc<Active>>,
     cache: FileCache,
-    /// Peers with a transfer queued or running; in single-port mode, their inboxes.
-    sessions: Mutex<HashMap<SocketAddr, Option<mpsc::Sender<Vec<u8>>>>>,
+    /// Peers with a transfer queued or running.
+    sessions: Mutex<HashMap<SocketAddr, Session>>,
     permits: Arc<Semaphore>,
     limit: AtomicUsize,
     queued: AtomicUsize,
+    /// Read transfers not yet acknowledged, per source address and prefix.
+    unconfirmed: Mutex<UnconfirmedBounds>,
+    /// Woken whenever an unconfirmed slot frees.
+    unconfirmed_freed: Notify,
+    tally: Tally,
     transfers: TaskTracker,
     next_seed: AtomicU64,
 }
@@ -102,6 +105,12 @@ impl TftpService {
             permits: Arc::new(Semaphore::new(config.max_sessions)),
             limit: AtomicUsize::new(config.max_sessions),
             queued: AtomicUsize::new(0),
+            unconfirmed: Mutex::new(UnconfirmedBounds::new(
+                config.unconfirmed_per_address,
+                config.unconfirmed_per_prefix,
+            )),
+            unconfirmed_freed: Notify::new(),
+            tally: Tally::default(),
             sessions: Mutex::new(HashMap::new()),
             transfers: TaskTracker::new(),
             next_seed: AtomicU64::new(seed_from_clock()),
@@ -150,7 +159,10 @@ impl TftpService {
         loop {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
-                _ = sweep.tick() => shared.cache.evict_idle(now()),
+                _ = sweep.tick() => {
+                    shared.cache.evict_idle(now());
+                    shared.tally.summarize(CACHE_SWEEP);
+                }
                 control = control_rx.recv() => match control {
                     Some(Control::Reload(config, reply)) => {
                         let result = reload(&shared, &mut running, config, &shutdown);
@@ -288,6 +300,14 @@ fn reload(
         running.push(spawn_listener(listener, shared, shutdown));
     }
     shared.resize(config.max_sessions);
+    shared
+        .unconfirmed
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .set_limits(
+            config.unconfirmed_per_address,
+            config.unconfirmed_per_prefix,
+        );
     *shared
         .active
         .write()
@@ -318,38 +338,6 @@ impl Shared {
             });
         }
     }
-
-    fn inbox_of(&self, peer: SocketAddr) -> Option<mpsc::Sender<Vec<u8>>> {
-        let sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        sessions.get(&peer).and_then(Clone::clone)
-    }
-
-    /// Registers a peer; false if it already has a transfer queued or running.
-    fn claim(&self, peer: SocketAddr, inbox: Option<mpsc::Sender<Vec<u8>>>) -> bool {
-        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        if sessions.contains_key(&peer) {
-            return false;
-        }
-        sessions.insert(peer, inbox);
-        true
-    }
-
-    fn release(&self, peer: SocketAddr) {
-        let mut sessions = self.sessions.lock().unwrap_or_else(PoisonError::into_inner);
-        sessions.remove(&peer);
-    }
-}
-
-/// Removes the peer's session entry when the transfer (or its wait in the queue) ends.
-struct SessionGuard {
-    shared: Arc<Shared>,
-    peer: SocketAddr,
-}
-
-impl Drop for SessionGuard {
-    fn drop(&mut self) {
-        self.shared.release(self.peer);
-    }
 }
 
 async fn listen(
@@ -376,11 +364,20 @@ async fn listen(
             continue;
         }
         let datagram = &buf[..meta.len];
-        if let Some(inbox) = shared.inbox_of(meta.source) {
-            if inbox.try_send(datagram.to_vec()).is_err() {
-                debug!(peer = %meta.source, "transfer inbox full, datagram dropped");
+        match shared.route(meta.source, datagram) {
+            Route::Repeat(repeat) => {
+                // A full signal already means "resend": one more adds nothing.
+                let _ = repeat.try_send(());
+                debug!(peer = %meta.source, "request repeated");
+                continue;
             }
-            continue;
+            Route::Inbox(inbox) => {
+                if inbox.try_send(datagram.to_vec()).is_err() {
+                    debug!(peer = %meta.source, "transfer inbox full, datagram dropped");
+                }
+                continue;
+            }
+            Route::Listener => {}
         }
         match Packet::parse(datagram) {
             Ok(Packet::Rrq(_)) => admit(
@@ -401,7 +398,11 @@ async fn listen(
             ),
             Ok(_) => debug!(peer = %meta.source, "not a request on the listening port, dropped"),
             Err(parse_error) if is_request(datagram) && parse_error.reply_code().is_some() => {
-                info!(peer = %meta.source, error = %parse_error, "malformed request refused");
+                if shared.tally.refused_request.note() {
+                    info!(peer = %meta.source, error = %parse_error, "malformed request refused (further refusals in this period are counted in the admission summary)");
+                } else {
+                    debug!(peer = %meta.source, error = %parse_error, "malformed request refused");
+                }
                 let code = parse_error
                     .reply_code()
                     .unwrap_or(ErrorCode::IllegalOperation);
@@ -467,117 +468,6 @@ fn usable_source(ip: IpAddr) -> bool {
     }
 }
 
-fn allowed(acl: Option<&Vec<IpNet>>, ip: IpAddr) -> bool {
-    let ip = match ip {
-        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-        v4 => v4,
-    };
-    acl.is_none_or(|networks| networks.iter().any(|network| network.contains(&ip)))
-}
-
-fn admit(
-    shared: &Arc<Shared>,
-    direction: Direction,
-    datagram: &[u8],
-    meta: RecvMeta,
-    endpoint: &Arc<UdpEndpoint>,
-    shutdown: &CancellationToken,
-) {
-    let active = shared.active();
-    let config = &active.config;
-    let peer = meta.source;
-    let file = request_name(datagram);
-    let acl = match direction {
-        Direction::Read => config.allow_from.as_ref(),
-        Direction::Write => config.write.allow_from.as_ref(),
-    };
-    if !allowed(acl, peer.ip()) {
-        info!(peer = %peer, file = %file, direction = direction.as_str(), "request refused: source not in allow_from");
-        reply_from_listener(endpoint, &meta, ErrorCode::AccessViolation, "access denied");
-        return;
-    }
-    if direction == Direction::Write && !config.write.enabled {
-        info!(peer = %peer, file = %file, "write refused: uploads are disabled (tftp.write.enabled)");
-        reply_from_listener(
-            endpoint,
-            &meta,
-            ErrorCode::AccessViolation,
-            "writes are disabled",
-        );
-        return;
-    }
-    let local_ip = match meta.local_ip.filter(|ip| usable_source(*ip)) {
-        Some(ip) => ip,
-        None => match endpoint.local_addr().map(|addr| addr.ip()) {
-            Ok(ip) if usable_source(ip) => ip,
-            _ => {
-                debug!(peer = %peer, "request to a broadcast or unknown address dropped");
-                return;
-            }
-        },
-    };
-    let (inbox_tx, inbox_rx) = if config.single_port {
-        let (tx, rx) = mpsc::channel(INBOX_DEPTH);
-        (Some(tx), Some(rx))
-    } else {
-        (None, None)
-    };
-    if !shared.claim(peer, inbox_tx) {
-        debug!(peer = %peer, file = %file, "repeated request while its transfer is queued or running, dropped");
-        return;
-    }
-    let guard = SessionGuard {
-        shared: Arc::clone(shared),
-        peer,
-    };
-    let job = Job {
-        shared: Arc::clone(shared),
-        active: Arc::clone(&active),
-        direction,
-        datagram: datagram.to_vec(),
-        peer,
-        local_ip,
-        ifindex: meta.ifindex,
-        listener: Arc::clone(endpoint),
-        inbox: inbox_rx,
-        shutdown: shutdown.clone(),
-        _guard: guard,
-    };
-    match Arc::clone(&shared.permits).try_acquire_owned() {
-        Ok(permit) => {
-            shared.transfers.spawn(job.run(permit));
-        }
-        Err(_) => {
-            let limit = shared.limit.load(Ordering::Relaxed);
-            let queued = shared.queued.load(Ordering::Relaxed);
-            if queued >= limit.saturating_mul(QUEUE_FACTOR) {
-                warn!(peer = %peer, file = %file, queued, "max_sessions reached and the queue is full: request dropped, the client will retry");
-                return;
-            }
-            shared.queued.fetch_add(1, Ordering::Relaxed);
-            info!(peer = %peer, file = %file, max_sessions = limit, "max_sessions reached: request queued");
-            let queue_timeout = config.queue_timeout;
-            let permits = Arc::clone(&shared.permits);
-            let shared = Arc::clone(shared);
-            shared.clone().transfers.spawn(async move {
-                let waited = tokio::select! {
-                    _ = job.shutdown.cancelled() => None,
-                    permit = tokio::time::timeout(queue_timeout, permits.acquire_owned()) => Some(permit),
-                };
-                shared.queued.fetch_sub(1, Ordering::Relaxed);
-                match waited {
-                    Some(Ok(Ok(permit))) => job.run(permit).await,
-                    Some(Err(_elapsed)) => {
-                        warn!(peer = %job.peer, file = %request_name(&job.datagram), waited_ms = queue_timeout.as_millis() as u64, "no transfer slot freed in time: request refused");
-                        job.refuse(ErrorCode::NotDefined, "server busy, try again").await;
-                    }
-                    _ => {}
-                }
-            });
-        }
-    }
-}
-
 fn request_name(datagram: &[u8]) -> String {
     match Packet::parse(datagram) {
         Ok(Packet::Rrq(request) | Packet::Wrq(request)) => printable(request.filename),
@@ -589,6 +479,14 @@ fn request_name(datagram: &[u8]) -> String {
 fn printable(bytes: &[u8]) -> String {
     let text = String::from_utf8_lossy(&bytes[..bytes.len().min(256)]);
     text.escape_debug().to_string()
+}
+
+/// The next repeat of the request, if the transfer listens for them.
+async fn next_repeat(repeats: &mut Option<mpsc::Receiver<()>>) -> Option<()> {
+    match repeats {
+        Some(repeats) => repeats.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Runs `inner`, calling `before_wait` the first time it has to wait (returns pending), if
@@ -644,6 +542,11 @@ struct Job {
     ifindex: Option<u32>,
     listener: Arc<UdpEndpoint>,
     inbox: Option<mpsc::Receiver<Vec<u8>>>,
+    /// Reads: signalled when the same request arrives again.
+    repeats: Option<mpsc::Receiver<()>>,
+    /// Reads: this transfer's place within its source's unconfirmed bounds, held until the
+    /// client acknowledges something.
+    unconfirmed: Option<UnconfirmedSlot>,
     shutdown: CancellationToken,
     _guard: SessionGuard,
 }
@@ -768,6 +671,12 @@ struct Report {
     stats: Option<Stats>,
     outcome: String,
     success: bool,
+    /// A read whose client never acknowledged anything: possibly a forged request, logged at
+    /// a bounded rate.
+    unconfirmed: bool,
+    /// Refused before any data moved (missing file, access violation, ...): logged at a
+    /// bounded rate, since the request may have been forged.
+    refused: bool,
     kept_previous_as: Option<String>,
     /// When the data was safely stored (an upload's commit); the dally after the final ACK is
     /// not part of the transfer's duration or rate.
@@ -783,6 +692,8 @@ impl Report {
             stats: None,
             outcome: reason,
             success: false,
+            unconfirmed: false,
+            refused: true,
             kept_previous_as: None,
             stored_at: None,
         }
@@ -802,7 +713,11 @@ impl Job {
             }
         };
         let report = match self.direction {
-            Direction::Read => self.read(transport).await,
+            Direction::Read => {
+                let unconfirmed = self.unconfirmed.take();
+                let repeats = self.repeats.take();
+                self.read(transport, unconfirmed, repeats).await
+            }
             Direction::Write => self.write(transport).await,
         };
         self.log(&report, started);
@@ -859,14 +774,35 @@ impl Job {
         }
     }
 
-    async fn read(&self, mut transport: Transport) -> Report {
+    async fn read(
+        &self,
+        mut transport: Transport,
+        mut unconfirmed: Option<UnconfirmedSlot>,
+        mut repeats: Option<mpsc::Receiver<()>>,
+    ) -> Report {
         let Ok(Packet::Rrq(request)) = Packet::parse(&self.datagram) else {
             return Report::refused(String::new(), "unparsable request".into());
         };
         let file = printable(request.filename);
         let root = Arc::clone(&self.active.root);
         let name = request.filename.to_vec();
-        let opened = tokio::task::spawn_blocking(move || root.open_read(&name)).await;
+        let write_config = &self.active.config.write;
+        // The inbox holds switch configs (password hashes, SNMP communities): it is
+        // write-only except for the restore network.
+        let inbox = match &write_config.read_from {
+            Some(networks) if allowed(Some(networks), self.peer.ip()) => None,
+            _ => Some(write_config.dir.clone()),
+        };
+        let opened = tokio::task::spawn_blocking(move || {
+            let opened = root.open_read(&name)?;
+            match inbox {
+                Some(dir) if root.is_inside(&dir, &opened.file)? => Err(AccessError::forbidden(
+                    "the file is in the upload directory and the client is not in tftp.write.read_from",
+                )),
+                _ => Ok(opened),
+            }
+        })
+        .await;
         let opened = match opened {
             Ok(Ok(opened)) => opened,
             Ok(Err(access_error)) => {
@@ -886,6 +822,11 @@ impl Job {
             }
         };
         let negotiated = negotiate_read(&request, &self.settings(), source.len());
+        // Repeats that arrived while the request waited in the queue are answered by the
+        // first packet itself.
+        if let Some(repeats) = repeats.as_mut() {
+            while repeats.try_recv().is_ok() {}
+        }
         let mut transfer = ReadTransfer::new(self.peer, &negotiated, source.len(), now());
         let mut send_buf = vec![0u8; MAX_PACKET];
         let mut recv_buf = vec![0u8; MAX_PACKET];
@@ -932,7 +873,14 @@ impl Job {
                     Some((len, from)) => transfer.handle_datagram(now(), from, &recv_buf[..len]),
                     None => transfer.abort(ErrorCode::NotDefined, "transfer cancelled"),
                 },
+                Some(()) = next_repeat(&mut repeats), if unconfirmed.is_some() => {
+                    transfer.handle_repeated_request(now());
+                }
                 _ = timer.fired(deadline) => transfer.handle_timeout(now()),
+            }
+            if unconfirmed.is_some() && transfer.is_confirmed() {
+                // The client answered: the request was not forged. Its slot goes to the next.
+                unconfirmed = None;
             }
         }
         let outcome = transfer.outcome().map(describe).unwrap_or_default();
@@ -944,6 +892,8 @@ impl Job {
             stats: Some(transfer.stats().clone()),
             outcome,
             success,
+            unconfirmed: matches!(transfer.outcome(), Some(Outcome::Unconfirmed)),
+            refused: false,
             kept_previous_as: None,
             stored_at: None,
         }
@@ -1101,6 +1051,8 @@ impl Job {
             stats: Some(transfer.stats().clone()),
             outcome,
             success,
+            unconfirmed: false,
+            refused: false,
             kept_previous_as,
             stored_at,
         }
@@ -1127,6 +1079,26 @@ impl Job {
             .map_or((0, 0), |s| (s.retransmitted_blocks, s.timeouts));
         let tsize = tsize.map(|t| t.to_string()).unwrap_or_else(|| "-".into());
         let kept = report.kept_previous_as.as_deref().unwrap_or("-");
+        if report.unconfirmed {
+            if self.shared.tally.ended_unconfirmed.note() {
+                info!(peer = %self.peer, file = %report.file, duration_ms = elapsed.as_millis() as u64, outcome = %report.outcome,
+                    "tftp read never acknowledged, given up (further ones in this period are counted in the admission summary)");
+            } else {
+                debug!(peer = %self.peer, file = %report.file, duration_ms = elapsed.as_millis() as u64, outcome = %report.outcome,
+                    "tftp read never acknowledged, given up");
+            }
+            return;
+        }
+        if report.refused {
+            if self.shared.tally.refused_request.note() {
+                info!(peer = %self.peer, file = %report.file, direction = self.direction.as_str(), outcome = %report.outcome,
+                    "tftp request refused (further refusals in this period are counted in the admission summary)");
+            } else {
+                debug!(peer = %self.peer, file = %report.file, direction = self.direction.as_str(), outcome = %report.outcome,
+                    "tftp request refused");
+            }
+            return;
+        }
         if report.success {
             info!(
                 peer = %self.peer, file = %report.file, direction = self.direction.as_str(),
@@ -1170,6 +1142,7 @@ fn describe(outcome: &Outcome) -> String {
             format!("peer sent ERROR {code}: {}", message.escape_debug())
         }
         Outcome::TimedOut => "timed out".into(),
+        Outcome::Unconfirmed => "never acknowledged, request not repeated".into(),
         Outcome::Failed { code, message } => {
             format!("failed, sent ERROR {}: {message}", *code as u16)
         }
@@ -1186,7 +1159,8 @@ async fn send_error(transport: &Transport, peer: SocketAddr, code: ErrorCode, me
 }
 
 async fn send_access_error(transport: &Transport, peer: SocketAddr, access_error: &AccessError) {
-    info!(peer = %peer, reason = %access_error, "request refused");
+    // The transfer's report says it too, at a bounded rate.
+    debug!(peer = %peer, reason = %access_error, "request refused");
     send_error(
         transport,
         peer,

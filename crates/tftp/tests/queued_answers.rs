@@ -46,11 +46,11 @@ fn read_request(file: &str) -> Vec<u8> {
     packet
 }
 
-/// Fills the transfer's socket with duplicates of ACK 0 (the server ignores them: nothing was
-/// sent before block 1), without waiting: what does not fit is dropped by the kernel.
+/// Fills the transfer's socket with duplicates of ACK 1 (the server ignores them: it has that
+/// ACK already), without waiting: what does not fit is dropped by the kernel.
 fn top_up(client: &UdpSocket, tid: SocketAddr) {
     for _ in 0..TOP_UP {
-        let _ = client.try_send_to(&[0, 4, 0, 0], tid);
+        let _ = client.try_send_to(&[0, 4, 0, 1], tid);
     }
 }
 
@@ -75,7 +75,8 @@ async fn shutdown_reaches_a_transfer_whose_answers_are_always_queued() {
     }
 }
 
-/// A service for `root` and a client whose read of `big` has begun: DATA 1 has arrived.
+/// A service for `root` and a client whose read of `big` has begun and is confirmed: DATA 1
+/// has arrived, ACK 1 has gone and DATA 2 has arrived.
 async fn begin_read(root: &Path) -> (CancellationToken, JoinHandle<()>, UdpSocket, SocketAddr) {
     let service = TftpService::bind(config(root)).await.unwrap();
     let server = service.local_addrs()[0];
@@ -86,6 +87,9 @@ async fn begin_read(root: &Path) -> (CancellationToken, JoinHandle<()>, UdpSocke
     let mut buf = [0u8; 600];
     let (len, tid) = client.recv_from(&mut buf).await.unwrap();
     assert_eq!((len, &buf[..4]), (516, &[0u8, 3, 0, 1][..]), "DATA 1");
+    client.send_to(&[0, 4, 0, 1], tid).await.unwrap();
+    let (len, _) = client.recv_from(&mut buf).await.unwrap();
+    assert_eq!((len, &buf[..4]), (516, &[0u8, 3, 0, 2][..]), "DATA 2");
     (shutdown, serving, client, tid)
 }
 
@@ -122,7 +126,7 @@ async fn a_flood_of_duplicate_acks_does_not_hold_off_the_retransmission() {
     let root = tempfile::tempdir().unwrap();
     std::fs::write(root.path().join("big"), vec![7u8; 512 * 1000]).unwrap();
     let (shutdown, serving, client, tid) = begin_read(root.path()).await;
-    // ACK 1 never comes, only duplicates of ACK 0: after the 1 s timeout DATA 1 goes again.
+    // ACK 2 never comes, only duplicates of ACK 1: after the 1 s timeout DATA 2 goes again.
     let started = Instant::now();
     let mut resent = false;
     while !resent && started.elapsed() < Duration::from_secs(3) {
@@ -132,7 +136,7 @@ async fn a_flood_of_duplicate_acks_does_not_hold_off_the_retransmission() {
     }
     assert!(
         resent,
-        "DATA 1 not resent within 3 s of a 1 s timeout while the socket was never empty"
+        "DATA 2 not resent within 3 s of a 1 s timeout while the socket was never empty"
     );
     assert!(
         started.elapsed() >= Duration::from_millis(900),

@@ -18,6 +18,8 @@ const DEFAULT_RETRIES: u64 = 5;
 const DEFAULT_MAX_BLKSIZE: u64 = 65464;
 const DEFAULT_MAX_WINDOWSIZE: u64 = 64;
 const DEFAULT_CACHE_SIZE: u64 = 256 << 20;
+const DEFAULT_UNCONFIRMED_PER_ADDRESS: u64 = 16;
+const DEFAULT_UNCONFIRMED_PER_PREFIX: u64 = 64;
 const DEFAULT_WRITE_DIR: &str = "uploads";
 const DEFAULT_WRITE_MAX_SIZE: u64 = 256 << 20;
 
@@ -35,10 +37,19 @@ const TFTP_KEYS: &[&str] = &[
     "max_blksize",
     "max_windowsize",
     "cache_size",
+    "unconfirmed_per_address",
+    "unconfirmed_per_prefix",
     "write",
 ];
 
-const WRITE_KEYS: &[&str] = &["enabled", "dir", "overwrite", "max_size", "allow_from"];
+const WRITE_KEYS: &[&str] = &[
+    "enabled",
+    "dir",
+    "overwrite",
+    "max_size",
+    "allow_from",
+    "read_from",
+];
 
 pub(super) fn decode_tftp(ctx: &mut Ctx, node: &Node) -> Option<TftpConfig> {
     let f = open_map(ctx, "tftp", node, TFTP_KEYS)?;
@@ -117,6 +128,14 @@ pub(super) fn decode_tftp(ctx: &mut Ctx, node: &Node) -> Option<TftpConfig> {
         .get("cache_size")
         .and_then(|n| size(ctx, "tftp.cache_size", n, 0..=u64::MAX))
         .unwrap_or(DEFAULT_CACHE_SIZE);
+    let unconfirmed_per_address = f
+        .get("unconfirmed_per_address")
+        .and_then(|n| integer(ctx, "tftp.unconfirmed_per_address", n, 1..=1_000_000))
+        .unwrap_or(DEFAULT_UNCONFIRMED_PER_ADDRESS);
+    let unconfirmed_per_prefix = f
+        .get("unconfirmed_per_prefix")
+        .and_then(|n| integer(ctx, "tftp.unconfirmed_per_prefix", n, 1..=1_000_000))
+        .unwrap_or(DEFAULT_UNCONFIRMED_PER_PREFIX);
     let write = decode_write(ctx, f.get("write"), enabled);
 
     if single_port
@@ -155,6 +174,8 @@ pub(super) fn decode_tftp(ctx: &mut Ctx, node: &Node) -> Option<TftpConfig> {
         max_blksize: u16::try_from(max_blksize).unwrap_or(u16::MAX),
         max_windowsize: u16::try_from(max_windowsize).unwrap_or(u16::MAX),
         cache_size,
+        unconfirmed_per_address: usize::try_from(unconfirmed_per_address).unwrap_or(usize::MAX),
+        unconfirmed_per_prefix: usize::try_from(unconfirmed_per_prefix).unwrap_or(usize::MAX),
         write,
     })
 }
@@ -260,6 +281,7 @@ fn decode_write(ctx: &mut Ctx, node: Option<&Node>, tftp_enabled: bool) -> TftpW
         overwrite: OverwritePolicy::Refuse,
         max_size: DEFAULT_WRITE_MAX_SIZE,
         allow_from: None,
+        read_from: None,
     };
     let Some(node) = node else { return write };
     let Some(f) = open_map(ctx, "tftp.write", node, WRITE_KEYS) else {
@@ -292,6 +314,9 @@ fn decode_write(ctx: &mut Ctx, node: Option<&Node>, tftp_enabled: bool) -> TftpW
     write.allow_from = f
         .get("allow_from")
         .and_then(|n| cidr_list(ctx, "tftp.write.allow_from", n));
+    write.read_from = f
+        .get("read_from")
+        .and_then(|n| cidr_list(ctx, "tftp.write.read_from", n));
     if write.enabled && tftp_enabled {
         match (&write.allow_from, f.get("allow_from")) {
             (None, _) => ctx.warn(

@@ -200,6 +200,14 @@ impl FileIdentity {
     }
 }
 
+/// The path the kernel resolved for an open fd.
+fn fd_path(fd: BorrowedFd<'_>) -> Result<PathBuf, AccessError> {
+    let link = format!("/proc/self/fd/{}", std::os::fd::AsRawFd::as_raw_fd(&fd));
+    std::fs::read_link(link).map_err(|error| {
+        AccessError::forbidden(format!("cannot tell where the file lies: {error}"))
+    })
+}
+
 fn file_type(st: &FileStat) -> SFlag {
     SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits())
 }
@@ -275,6 +283,64 @@ impl Root {
             identity,
             relative: name.relative(),
         })
+    }
+
+    /// Whether `file`, opened below this root, lies inside `dir` (relative to the root, as
+    /// `tftp.write.dir` is written): the upload inbox, which reads must not reach unless the
+    /// caller allows them.
+    ///
+    /// The answer comes from where the kernel resolved the file, not from the name a client
+    /// spelt: the file's real path (from `/proc/self/fd`) is walked from the root one directory
+    /// at a time, and each directory on the way is compared with the inbox by device and inode.
+    /// So `/uploads/x`, `./uploads//x`, a symlink to the inbox or to a file in it, a bind mount
+    /// of it and a case-folding filesystem's `Uploads/x` are all seen as inside. A missing inbox
+    /// holds nothing. When the path cannot be established the answer is an error (the caller
+    /// refuses the read) rather than a guess.
+    pub fn is_inside(&self, dir: &Path, file: &std::fs::File) -> Result<bool, AccessError> {
+        let components = Name::parse_dir(dir.as_os_str().as_bytes()).map_err(|reason| {
+            AccessError::forbidden(format!("upload directory is invalid: {reason}"))
+        })?;
+        if components.is_empty() {
+            return Ok(true);
+        }
+        let inbox = match self.open_beneath(&Name::from_components(components), OFlag::O_PATH) {
+            Ok(fd) => nix::sys::stat::fstat(&fd).map_err(AccessError::from_errno)?,
+            Err(AccessError::NotFound) => return Ok(false),
+            Err(other) => return Err(other),
+        };
+        if file_type(&inbox) != SFlag::S_IFDIR {
+            return Ok(false);
+        }
+        let root_path = fd_path(self.fd.as_fd())?;
+        let file_path = fd_path(file.as_fd())?;
+        let relative = file_path
+            .strip_prefix(&root_path)
+            .map_err(|_| AccessError::forbidden("file resolved outside the root"))?;
+        let mut current = nix::fcntl::openat(
+            &self.fd,
+            ".",
+            OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_CLOEXEC,
+            Mode::empty(),
+        )
+        .map_err(AccessError::from_errno)?;
+        let parents = relative
+            .parent()
+            .map(Path::components)
+            .into_iter()
+            .flatten();
+        for component in parents {
+            let std::path::Component::Normal(part) = component else {
+                return Err(AccessError::forbidden(
+                    "unexpected component in resolved path",
+                ));
+            };
+            current = openat_nofollow(current.as_fd(), part.as_bytes(), OFlag::O_PATH)?;
+            let st = nix::sys::stat::fstat(&current).map_err(AccessError::from_errno)?;
+            if (st.st_dev, st.st_ino) == (inbox.st_dev, inbox.st_ino) {
+                return Ok(true);
+            }
+        }
+        Ok(false)
     }
 
     /// Opens a validated name below the root with `flags` (plus `O_CLOEXEC`), never leaving it.

@@ -60,6 +60,11 @@ impl Name {
         }
     }
 
+    /// A name from components that are already normalised (from [`Name::parse_dir`]).
+    pub(super) fn from_components(components: Vec<String>) -> Name {
+        Name { components }
+    }
+
     pub(super) fn components(&self) -> &[String] {
         &self.components
     }

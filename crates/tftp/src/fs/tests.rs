@@ -1005,3 +1005,59 @@ fn rename_fallback_never_replaces() {
         fs::rename(tmp.path().join("c"), tmp.path().join("a")).unwrap();
     }
 }
+
+#[test]
+fn the_inbox_is_recognised_by_where_a_file_resolves_not_by_its_spelling() {
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tmp.path();
+    fs::create_dir_all(base.join("uploads/site1")).unwrap();
+    fs::write(base.join("uploads/sw1.cfg"), b"enable secret 5 x").unwrap();
+    fs::write(base.join("uploads/site1/sw2.cfg"), b"snmp community").unwrap();
+    fs::create_dir(base.join("uploadsx")).unwrap();
+    fs::write(base.join("uploadsx/f"), b"not the inbox").unwrap();
+    fs::write(base.join("pxelinux.0"), b"pxe").unwrap();
+    symlink("uploads/sw1.cfg", base.join("latest.cfg")).unwrap();
+    symlink("uploads", base.join("backups")).unwrap();
+    symlink("../uploads/site1", base.join("uploadsx/site")).unwrap();
+    let inside: &[&[u8]] = &[
+        b"uploads/sw1.cfg",
+        b"/uploads/sw1.cfg",
+        b"./uploads//sw1.cfg",
+        b"uploads\\sw1.cfg",
+        b"uploads/./site1/sw2.cfg",
+        b"latest.cfg",
+        b"backups/sw1.cfg",
+        b"uploadsx/site/sw2.cfg",
+    ];
+    let outside: &[&[u8]] = &[b"pxelinux.0", b"uploadsx/f"];
+    for resolver in resolvers() {
+        let root = Root::open_with(base, resolver).unwrap();
+        for name in inside {
+            let opened = root.open_read(name).unwrap();
+            assert!(
+                root.is_inside(Path::new("uploads"), &opened.file).unwrap(),
+                "{resolver:?}: {:?} not seen in the inbox",
+                String::from_utf8_lossy(name)
+            );
+        }
+        for name in outside {
+            let opened = root.open_read(name).unwrap();
+            assert!(
+                !root.is_inside(Path::new("uploads"), &opened.file).unwrap(),
+                "{resolver:?}: {:?} seen in the inbox",
+                String::from_utf8_lossy(name)
+            );
+        }
+        let opened = root.open_read(b"uploads/site1/sw2.cfg").unwrap();
+        assert!(
+            root.is_inside(Path::new("uploads/site1"), &opened.file)
+                .unwrap()
+        );
+        assert!(!root.is_inside(Path::new("missing"), &opened.file).unwrap());
+        assert!(
+            !root
+                .is_inside(Path::new("pxelinux.0"), &opened.file)
+                .unwrap()
+        );
+    }
+}

@@ -39,6 +39,18 @@
 //!   [`Outcome::TimedOut`]. So a dead peer is given up at most `(max_retries + 1) * timeout`
 //!   after the last packet sent (which pacing may delay by up to a quarter timeout after the
 //!   last progress). No ERROR is sent on giving up (the peer is presumably gone).
+//! - Confirmation (reads; no RFC asks for it, it keeps the server from being a reflection
+//!   amplifier): a read transfer is unconfirmed until its peer acknowledges something (ACK 0
+//!   of the OACK, or an ACK of a DATA block it was sent). Anyone can forge an RRQ's source
+//!   address, but only the real peer sees the transfer's packets. An unconfirmed transfer
+//!   sends its first packet (DATA 1 or the OACK) once, and resends it only when the shell
+//!   reports the same request arriving again from the same address and port
+//!   ([`ReadTransfer::handle_repeated_request`]): RFC 1350 clients, PXE ROMs, tftp-hpa, curl
+//!   and atftp repeat their RRQ on timeout, so one packet goes out per packet that came in. Its
+//!   window is one block. Its timeouts still count against `max_retries`, and it ends with
+//!   [`Outcome::Unconfirmed`] (no ERROR) when the budget is spent. After the first ACK
+//!   everything below applies as written. Confirmation is per transfer: a peer that confirmed
+//!   one transfer earns nothing for the next, since a forged RRQ can carry its address.
 //! - `abort` (shutdown) queues the ERROR the shell asks for and reports [`Outcome::Aborted`]
 //!   once it is out; an upload that is already committed and dallying is not aborted but
 //!   completes (its final ACK still goes out, no ERROR follows).
@@ -310,6 +322,9 @@ pub enum Outcome {
     },
     /// The peer stopped answering: `max_retries` retransmissions in a row went unanswered.
     TimedOut,
+    /// A read whose peer never acknowledged anything nor repeated its request within the
+    /// timeout budget: possibly a forged request, given up without a word.
+    Unconfirmed,
     /// We ended the transfer and sent an ERROR with `code`; `message` is for the log and may
     /// say more than the ERROR packet did.
     Failed {
@@ -345,6 +360,8 @@ pub struct Stats {
     pub out_of_order_blocks: u64,
     /// ACKs sent (writes), the OACK excluded.
     pub acks_sent: u64,
+    /// Repeats of the request that reached the transfer (reads).
+    pub repeated_requests: u64,
 }
 
 /// How many ERROR 5 replies to strangers may wait to be polled out; more are dropped.

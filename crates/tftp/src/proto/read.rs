@@ -50,6 +50,9 @@ pub struct ReadTransfer {
     gap: Duration,
     /// Timeouts in a row without progress.
     retries: u32,
+    /// The peer has acknowledged something (ACK 0 of the OACK, or a DATA block). Until then
+    /// the request may have been forged: nothing is resent on our own timer.
+    confirmed: bool,
     strangers: StrangerReplies,
     stats: Stats,
 }
@@ -93,6 +96,7 @@ impl ReadTransfer {
             next_send_at: None,
             gap: Duration::ZERO,
             retries: 0,
+            confirmed: false,
             strangers: StrangerReplies::default(),
             stats: Stats::default(),
         };
@@ -148,8 +152,17 @@ impl ReadTransfer {
         self.stats.timeouts += 1;
         self.retries += 1;
         if self.retries > self.max_retries {
-            tracing::debug!(peer = %self.peer, acked = self.acked, "peer stopped answering");
-            self.state = State::Finished(Outcome::TimedOut);
+            tracing::debug!(peer = %self.peer, acked = self.acked, confirmed = self.confirmed, "peer stopped answering");
+            self.state = State::Finished(if self.confirmed {
+                Outcome::TimedOut
+            } else {
+                Outcome::Unconfirmed
+            });
+            return;
+        }
+        if !self.confirmed {
+            // Only a repeat of the request earns a resend (`handle_repeated_request`).
+            self.retransmit_at = deadline_after(now, self.timeout);
             return;
         }
         tracing::trace!(peer = %self.peer, acked = self.acked, retry = self.retries, "timeout, resending");
@@ -161,6 +174,30 @@ impl ReadTransfer {
                 self.open_window(now);
             }
         }
+    }
+
+    /// Handles the peer's request arriving again (same source address and port) while this
+    /// transfer runs: RFC 1350 clients and PXE ROMs repeat their RRQ when the first DATA or
+    /// the OACK does not arrive. Until the peer has acknowledged something, this is the only
+    /// thing that resends that first packet; each repeat resends it once. Once confirmed, a
+    /// repeat is ignored (the transfer's own timer recovers losses).
+    pub fn handle_repeated_request(&mut self, now: Instant) {
+        self.stats.repeated_requests += 1;
+        if self.confirmed {
+            return;
+        }
+        match self.state {
+            State::AwaitingOackAck => self.oack_due = true,
+            State::Sending => self.open_window(now),
+            State::Closing(_) | State::Finished(_) => return,
+        }
+        tracing::trace!(peer = %self.peer, "request repeated, resending the first packet");
+    }
+
+    /// Whether the peer has acknowledged anything yet (see
+    /// [`ReadTransfer::handle_repeated_request`]).
+    pub fn is_confirmed(&self) -> bool {
+        self.confirmed
     }
 
     /// Writes the next datagram to send into `buf` (at least `4 + blksize` bytes;
@@ -283,6 +320,7 @@ impl ReadTransfer {
         if matches!(self.state, State::AwaitingOackAck) {
             if block == 0 {
                 tracing::trace!(peer = %self.peer, "OACK acknowledged");
+                self.confirmed = true;
                 self.retries = 0;
                 self.state = State::Sending;
                 self.open_window(now);
@@ -303,6 +341,7 @@ impl ReadTransfer {
         }
         self.acked += ahead;
         self.retries = 0;
+        self.confirmed = true;
         self.stats.bytes = self
             .acked
             .saturating_mul(u64::from(self.blksize))
@@ -331,10 +370,12 @@ impl ReadTransfer {
     }
 
     /// Starts a window at the first unacknowledged block, a full window long (or up to the end
-    /// of the file), its first block due at once.
+    /// of the file), its first block due at once. An unconfirmed transfer's window is one
+    /// block: a forged request must not buy a burst.
     fn open_window(&mut self, now: Instant) {
+        let windowsize = if self.confirmed { self.windowsize } else { 1 };
         self.next_to_send = self.acked + 1;
-        self.window_end = (self.acked + u64::from(self.windowsize)).min(self.last_block);
+        self.window_end = (self.acked + u64::from(windowsize)).min(self.last_block);
         self.next_send_at = None;
         self.retransmit_at = deadline_after(now, self.timeout);
     }

@@ -311,6 +311,11 @@ impl Server {
 
     fn handle_datagram(&mut self, now: Instant, from: SocketAddr, bytes: &[u8]) {
         match self {
+            // The shell routes a repeat of the request from the peer's address and port to
+            // the running transfer; this pair delivers the client's RRQ there too.
+            Server::Read { transfer, .. } if from == CLIENT && summarize(bytes) == Pkt::Rrq => {
+                transfer.handle_repeated_request(now);
+            }
             Server::Read { transfer, .. } => transfer.handle_datagram(now, from, bytes),
             Server::Write { transfer, sink, .. } => {
                 transfer.handle_datagram(now, from, bytes, sink);
@@ -336,6 +341,11 @@ pub(super) struct SimReader {
     /// ACK the last in-order block at once when a block arrives out of order (once per gap).
     /// false models atftp 0.8, which ACKs only after a full window or on its own timeout.
     pub(super) gap_ack: bool,
+    /// Repeat the RRQ on a timeout before the first DATA or OACK arrived, as RFC 1350
+    /// clients, PXE ROMs, tftp-hpa, curl and atftp do. false models a client that does not.
+    pub(super) repeats_request: bool,
+    /// RRQs sent, the first one included.
+    pub(super) requests_sent: u32,
     pub(super) received: u64,
     pub(super) data: Vec<u8>,
     pub(super) oacks: Vec<Vec<(String, String)>>,
@@ -358,6 +368,8 @@ impl SimReader {
             timeout: Duration::from_secs(1),
             max_timeouts: 5,
             gap_ack: true,
+            repeats_request: true,
+            requests_sent: 1,
             received: 0,
             data: Vec::new(),
             oacks: Vec::new(),
@@ -458,6 +470,11 @@ impl SimReader {
         }
         if self.started {
             self.queue_ack(now);
+        } else if self.repeats_request {
+            self.pending
+                .push_back(emit(&Packet::Rrq(request(Mode::Octet, &[]))));
+            self.requests_sent += 1;
+            self.deadline = Some(now + self.timeout);
         }
     }
 }
@@ -689,6 +706,8 @@ impl Pair {
         let transfer = ReadTransfer::new(CLIENT, negotiated, source.len() as u64, origin);
         let mut reader = SimReader::new();
         reader.timeout = negotiated.timeout;
+        // The client's request left at the origin; its timer runs from then.
+        reader.deadline = Some(origin + negotiated.timeout);
         Pair::new(
             Server::Read { transfer, source },
             Client::Reader(reader),

@@ -7,6 +7,7 @@
     reason = "tests: a panic is the failure report"
 )]
 
+mod confirm;
 mod harness;
 mod negotiate;
 mod props;

@@ -15,8 +15,20 @@ fn d(block: u16, len: usize) -> Pkt {
     Pkt::Data { block, len }
 }
 
+/// A windowed read as negotiated: the window comes with an OACK.
 fn windowed(blksize: u16, windowsize: u16) -> Negotiated {
-    plain(blksize, windowsize)
+    Negotiated {
+        oack: Some(vec![("windowsize".to_owned(), windowsize.to_string())]),
+        ..plain(blksize, windowsize)
+    }
+}
+
+/// A read whose OACK the peer has acknowledged (ACK 0): confirmed, DATA 1 is next.
+fn started(source: Vec<u8>, negotiated: &Negotiated) -> ReadScript {
+    let mut script = ReadScript::new(source, negotiated);
+    assert!(matches!(script.poll()[..], [Pkt::Oack(_)]));
+    script.recv(&ack(0));
+    script
 }
 
 #[test]
@@ -99,13 +111,15 @@ fn rfc2347_read_with_oack_waits_for_ack_0() {
 }
 
 #[test]
-fn rfc2347_read_oack_retransmitted_on_timeout() {
+fn rfc2347_read_oack_resent_when_the_request_is_repeated() {
+    // Not on a timeout: until ACK 0 the request may be forged (see `confirm`).
     let negotiated = negotiate_read(&request(Mode::Octet, &[("blksize", "8")]), &settings(), 20);
     let mut script = ReadScript::new(file(20), &negotiated);
     let oack = Pkt::Oack(vec![("blksize".to_owned(), "8".to_owned())]);
     assert_eq!(script.poll(), vec![oack.clone()]);
     script.fire_timeout();
     assert_eq!(script.elapsed(), Duration::from_secs(1));
+    script.transfer.handle_repeated_request(script.now);
     assert_eq!(script.poll(), vec![oack]);
     script.recv(&ack(0));
     assert_eq!(script.poll(), vec![d(1, 8)]);
@@ -249,7 +263,7 @@ fn rfc7440_duplicated_acks_never_resend_a_window() {
 
 #[test]
 fn rfc7440_read_sends_a_full_window_then_waits() {
-    let mut script = ReadScript::new(file(10 * 8), &windowed(8, 4));
+    let mut script = started(file(10 * 8), &windowed(8, 4));
     assert_eq!(script.poll(), vec![d(1, 8), d(2, 8), d(3, 8), d(4, 8)]);
     assert_eq!(script.poll(), vec![]);
     script.recv(&ack(4));
@@ -273,7 +287,7 @@ fn upcoming_names_the_block_after_the_highest_sent() {
     script.recv(&ack(2));
     assert_eq!(script.transfer.upcoming(), None, "finished");
 
-    let mut script = ReadScript::new(file(10 * 8), &windowed(8, 4));
+    let mut script = started(file(10 * 8), &windowed(8, 4));
     assert_eq!(script.poll().len(), 4);
     assert_eq!(
         script.transfer.upcoming(),
@@ -291,7 +305,7 @@ fn upcoming_names_the_block_after_the_highest_sent() {
 
 #[test]
 fn rfc7440_partial_ack_goes_back_n_once_per_distinct_ack() {
-    let mut script = ReadScript::new(file(100 * 8), &windowed(8, 8));
+    let mut script = started(file(100 * 8), &windowed(8, 8));
     assert_eq!(script.poll().len(), 8);
     script.recv(&ack(3));
     let resent = script.poll();
@@ -316,7 +330,7 @@ fn rfc7440_partial_ack_goes_back_n_once_per_distinct_ack() {
 
 #[test]
 fn rfc7440_stale_and_unsent_acks_are_ignored() {
-    let mut script = ReadScript::new(file(100 * 8), &windowed(8, 4));
+    let mut script = started(file(100 * 8), &windowed(8, 4));
     script.poll();
     script.recv(&ack(4));
     assert_eq!(script.poll().len(), 4);
@@ -332,7 +346,7 @@ fn rfc7440_stale_and_unsent_acks_are_ignored() {
 
 #[test]
 fn rfc7440_timeout_resends_a_full_window_from_the_first_unacked_block() {
-    let mut script = ReadScript::new(file(100 * 8), &windowed(8, 4));
+    let mut script = started(file(100 * 8), &windowed(8, 4));
     assert_eq!(
         script.poll(),
         (1..=4).map(|block| d(block, 8)).collect::<Vec<_>>()
@@ -374,7 +388,7 @@ fn rfc7440_atftp_style_receiver_recovers_through_its_own_timeout() {
 
 #[test]
 fn pacing_engages_on_loss_and_relaxes_on_clean_windows() {
-    let mut script = ReadScript::new(file(1000 * 8), &windowed(8, 4));
+    let mut script = started(file(1000 * 8), &windowed(8, 4));
     assert_eq!(script.poll().len(), 4, "no gap before any loss");
     // A partial ACK is a loss signal: the window from block 3 is paced 50 µs apart.
     script.recv(&ack(2));
@@ -436,7 +450,7 @@ fn pacing_engages_on_loss_and_relaxes_on_clean_windows() {
 fn pacing_catches_up_when_the_timer_fires_late() {
     // The shell's timer has millisecond resolution: a 50 µs gap polled 1 ms late must release
     // the blocks that became due meanwhile, not one block per timer tick.
-    let mut script = ReadScript::new(file(1000 * 8), &windowed(8, 32));
+    let mut script = started(file(1000 * 8), &windowed(8, 32));
     assert_eq!(script.poll().len(), 32);
     script.recv(&ack(2));
     let start = script.now;
@@ -467,7 +481,7 @@ fn pacing_gap_never_stretches_a_window_past_a_quarter_of_the_timeout() {
         timeout: Duration::from_secs(1),
         ..windowed(8, 1000)
     };
-    let mut script = ReadScript::new(file(100_000), &negotiated);
+    let mut script = started(file(100_000), &negotiated);
     script.poll();
     for _ in 0..10 {
         // Ten partial ACKs in a row: the nominal gap reaches its 4 ms cap.
@@ -487,9 +501,11 @@ fn rfc1350_read_times_out_after_max_retries() {
     };
     let mut script = ReadScript::new(file(2000), &negotiated);
     assert_eq!(script.poll(), vec![d(1, 512)]);
+    script.recv(&ack(1));
+    assert_eq!(script.poll(), vec![d(2, 512)]);
     for retry in 1..=3 {
         script.fire_timeout();
-        assert_eq!(script.poll(), vec![d(1, 512)], "retry {retry}");
+        assert_eq!(script.poll(), vec![d(2, 512)], "retry {retry}");
     }
     script.fire_timeout();
     assert_eq!(script.transfer.outcome(), Some(&Outcome::TimedOut));
@@ -781,10 +797,16 @@ fn a_lent_block_leaves_only_the_header_in_the_buffer() {
     // Four bytes are enough when the source lends: the payload never passes through `buf`.
     let mut buf = vec![0xAA; 4];
     let mut blocks = Vec::new();
-    while let Some(transmit) = transfer.poll_transmit(origin, &source, &mut buf) {
-        assert_eq!(transmit.len, 4);
-        assert_eq!(transmit.datagram_len(), 4 + transmit.tail.len());
-        blocks.push(super::harness::datagram(&buf, &transmit));
+    // DATA 1 alone until the peer confirms, then the rest of the window.
+    for ack_after in [Some(1), None] {
+        while let Some(transmit) = transfer.poll_transmit(origin, &source, &mut buf) {
+            assert_eq!(transmit.len, 4);
+            assert_eq!(transmit.datagram_len(), 4 + transmit.tail.len());
+            blocks.push(super::harness::datagram(&buf, &transmit));
+        }
+        if let Some(block) = ack_after {
+            transfer.handle_datagram(origin, CLIENT, &ack(block));
+        }
     }
     let offsets_and_lens = [(0, 512), (512, 512), (1024, 276)];
     assert_eq!(blocks.len(), offsets_and_lens.len());
