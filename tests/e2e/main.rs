@@ -14,6 +14,7 @@ mod cli;
 mod daemon;
 mod dhcp_lab;
 mod dhcp_server;
+mod dhcpv6;
 mod dns_server;
 mod harness;
 mod netns;

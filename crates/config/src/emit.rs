@@ -334,6 +334,7 @@ fn dhcp(out: &mut Out, d: &DhcpConfig) {
                 "router_advertisements",
                 &v6.router_advertisements.to_string(),
             );
+            out.kv(4, "preference", &v6.preference.to_string());
             subnets(out, 4, &v6.subnets);
         }
         None => out.line(4, "# router_advertisements, subnets: not set (no DHCPv6)"),

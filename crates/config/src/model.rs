@@ -234,8 +234,15 @@ impl DhcpConfig {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dhcp6Config {
     pub router_advertisements: bool,
+    /// The DHCPv6 preference option (7) in ADVERTISE (`dhcp.v6.preference`, default 255: EDK2
+    /// takes an offer of 255 at once instead of collecting offers for its first retransmission
+    /// time).
+    pub preference: u8,
     pub subnets: Vec<DhcpSubnet>,
 }
+
+/// The default of `dhcp.v6.preference`.
+pub const DEFAULT_V6_PREFERENCE: u8 = 255;
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DnsConfig {

@@ -1109,3 +1109,23 @@ fn quiet_ra_round_trips_through_print_config() {
         );
     }
 }
+
+#[test]
+fn v6_preference_defaults_to_255_and_takes_0_to_255() {
+    let v6 = |text: &str| dhcp_of(&format!("{BASE}  v6:\n{text}")).v6.unwrap();
+    assert_eq!(v6("    router_advertisements: false\n").preference, 255);
+    assert_eq!(v6("    preference: 0\n").preference, 0);
+    assert_eq!(v6("    preference: 128\n").preference, 128);
+    one_error(
+        &format!("{BASE}  v6:\n    preference: 256\n"),
+        "dhcp.v6.preference",
+        7,
+        "between 0 and 255",
+    );
+    one_error(
+        &format!("{BASE}  v6:\n    preference: high\n"),
+        "dhcp.v6.preference",
+        7,
+        "whole number",
+    );
+}

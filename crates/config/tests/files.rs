@@ -198,6 +198,7 @@ fn full_example_has_the_contract_values() {
     assert!(d.quiet_ra_enabled());
     let v6 = d.v6.as_ref().unwrap();
     assert!(v6.router_advertisements);
+    assert_eq!(v6.preference, 255);
     assert_eq!(v6.subnets[0].network, "fd00:99::/64".parse().unwrap());
     assert_eq!(
         v6.subnets[0].range,

@@ -109,12 +109,15 @@ struct RunningDhcp {
     shutdown: CancellationToken,
     mode: DhcpMode,
     state_dir: PathBuf,
+    /// DHCPv6 is served (port 547 is bound): turning it on or off restarts the service.
+    v6: bool,
 }
 
 fn dhcp_service_config(config: &Config) -> Option<ServiceConfig> {
     let dhcp = config.dhcp.as_ref()?;
+    let dns_domain = config.dns.as_ref().map(|dns| dns.domain.clone());
     let environment = Environment {
-        dns_domain: config.dns.as_ref().map(|dns| dns.domain.clone()),
+        dns_domain: dns_domain.clone(),
     };
     Some(ServiceConfig {
         settings: Settings::new(dhcp, &config.boot, environment),
@@ -122,7 +125,31 @@ fn dhcp_service_config(config: &Config) -> Option<ServiceConfig> {
         state_dir: config.state_dir.clone(),
         ping_timeout: dhcp.ping_timeout,
         other_servers_expected: dhcp.other_servers_expected,
+        v6: dhcp6_settings(config, dhcp, dns_domain),
     })
+}
+
+/// The DHCPv6 settings, with the server DUID kept in `state_dir`; `None` when the config
+/// serves no DHCPv6, or (with a warning) when the DUID cannot be read or stored.
+fn dhcp6_settings(
+    config: &Config,
+    dhcp: &kindling_config::DhcpConfig,
+    dns_domain: Option<String>,
+) -> Option<kindling_dhcp::v6::server::Settings> {
+    // Only a config that serves DHCPv6 gets a DUID file.
+    kindling_dhcp::v6::server::Settings::from_config(dhcp, &config.boot, Vec::new(), None)?;
+    match kindling_dhcp::service::server_duid(&config.state_dir) {
+        Ok(duid) => {
+            kindling_dhcp::v6::server::Settings::from_config(dhcp, &config.boot, duid, dns_domain)
+        }
+        Err(error) => {
+            warn!(
+                state_dir = %config.state_dir.display(),
+                "dhcpv6 is not served: the server DUID cannot be kept: {error}"
+            );
+            None
+        }
+    }
 }
 
 async fn start_dhcp(config: &Config) -> anyhow::Result<Option<RunningDhcp>> {
@@ -130,6 +157,7 @@ async fn start_dhcp(config: &Config) -> anyhow::Result<Option<RunningDhcp>> {
         info!("dhcp is off (no dhcp section, or mode: off)");
         return Ok(None);
     };
+    let v6 = service_config.v6.is_some();
     let (service, report) = DhcpService::bind(service_config, std::time::SystemTime::now())
         .context("starting the DHCP service")?;
     if let Some(report) = report {
@@ -157,6 +185,7 @@ async fn start_dhcp(config: &Config) -> anyhow::Result<Option<RunningDhcp>> {
         shutdown,
         mode: dhcp.mode,
         state_dir: config.state_dir.clone(),
+        v6,
     }))
 }
 
@@ -484,13 +513,15 @@ async fn reload(
         }
         (None, None) => {}
     }
+    let new_service_config = dhcp_service_config(&new_config);
     let same_service = dhcp.as_ref().is_some_and(|running| {
         new_config.dhcp.as_ref().map(|d| d.mode) == Some(running.mode)
             && new_config.state_dir == running.state_dir
+            && new_service_config.as_ref().is_some_and(|c| c.v6.is_some()) == running.v6
     });
     let new_dns = dns_settings(&new_config)?;
     let mut dhcp_restarted = false;
-    match (dhcp.as_ref(), dhcp_service_config(&new_config)) {
+    match (dhcp.as_ref(), new_service_config) {
         (Some(running), Some(service_config)) if same_service => {
             running
                 .handle
@@ -501,7 +532,9 @@ async fn reload(
         (None, None) => {}
         _ => {
             if let Some(running) = dhcp.take() {
-                info!("dhcp mode or state_dir changed by reload: restarting the DHCP service");
+                info!(
+                    "dhcp mode, state_dir or DHCPv6 changed by reload: restarting the DHCP service"
+                );
                 stop_dhcp(running).await;
             }
             *dhcp = start_dhcp(&new_config).await?;

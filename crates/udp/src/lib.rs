@@ -123,6 +123,11 @@ impl UdpEndpoint {
         self.socket.set_broadcast(on)
     }
 
+    /// Joins an IPv6 multicast group on one interface (DHCPv6's ff02::1:2).
+    pub fn join_multicast_v6(&self, group: &Ipv6Addr, ifindex: u32) -> io::Result<()> {
+        self.socket.join_multicast_v6(group, ifindex)
+    }
+
     pub fn local_addr(&self) -> io::Result<SocketAddr> {
         self.socket.local_addr()
     }

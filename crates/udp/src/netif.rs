@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::net::Ipv6Addr;
 use std::time::{Duration, Instant};
 
-use ipnet::Ipv4Net;
+use ipnet::{Ipv4Net, Ipv6Net};
 use nix::ifaddrs::getifaddrs;
 use nix::net::if_::{InterfaceFlags, if_nametoindex};
 
@@ -27,6 +27,8 @@ pub struct NetInterface {
     pub ipv6_link_local: Option<Ipv6Addr>,
     /// Its hardware address, when it has an Ethernet-style one.
     pub mac: Option<[u8; 6]>,
+    /// Its global and unique-local IPv6 addresses with their prefixes (no link-local ones).
+    pub ipv6: Vec<Ipv6Net>,
 }
 
 /// The interface table, re-read from the kernel (getifaddrs) when it is asked about an index
@@ -93,6 +95,7 @@ fn read_interfaces() -> nix::Result<HashMap<u32, NetInterface>> {
             ipv4: Vec::new(),
             ipv6_link_local: None,
             mac: None,
+            ipv6: Vec::new(),
         });
         let Some(storage) = address.address.as_ref() else {
             continue;
@@ -110,8 +113,19 @@ fn read_interfaces() -> nix::Result<HashMap<u32, NetInterface>> {
                 }
             }
         } else if let Some(v6) = storage.as_sockaddr_in6() {
-            if entry.ipv6_link_local.is_none() && is_unicast_link_local(&v6.ip()) {
-                entry.ipv6_link_local = Some(v6.ip());
+            if is_unicast_link_local(&v6.ip()) {
+                if entry.ipv6_link_local.is_none() {
+                    entry.ipv6_link_local = Some(v6.ip());
+                }
+            } else if !v6.ip().is_loopback() && !v6.ip().is_multicast() {
+                let prefix = address
+                    .netmask
+                    .as_ref()
+                    .and_then(|a| a.as_sockaddr_in6())
+                    .map_or(128, |mask| u128::from(mask.ip()).leading_ones());
+                if let Ok(net) = Ipv6Net::new(v6.ip(), u8::try_from(prefix).unwrap_or(128)) {
+                    entry.ipv6.push(net);
+                }
             }
         } else if let Some(link) = storage.as_link_addr()
             && let Some(mac) = link.addr()

@@ -63,7 +63,7 @@ const CLASS_KEYS: &[&str] = &["name", "vendor_class", "options"];
 
 const CLIENT_ID_KEYS: &[&str] = &["hex"];
 
-const V6_KEYS: &[&str] = &["router_advertisements", "quiet_ra", "subnets"];
+const V6_KEYS: &[&str] = &["router_advertisements", "quiet_ra", "preference", "subnets"];
 
 pub(super) fn decode_dhcp(ctx: &mut Ctx, node: &Node) -> Option<DhcpConfig> {
     let f = open_map(ctx, "dhcp", node, DHCP_KEYS)?;
@@ -155,11 +155,16 @@ pub(super) fn decode_dhcp(ctx: &mut Ctx, node: &Node) -> Option<DhcpConfig> {
             .get("router_advertisements")
             .and_then(|n| boolean(ctx, "dhcp.v6.router_advertisements", n))
             .unwrap_or(false);
+        let preference = g
+            .get("preference")
+            .and_then(|n| integer(ctx, "dhcp.v6.preference", n, 0..=255))
+            .and_then(|p| u8::try_from(p).ok())
+            .unwrap_or(DEFAULT_V6_PREFERENCE);
         if let Some(n) = g.get("subnets") {
             subnets6 = decode_subnets(ctx, "dhcp.v6.subnets", n, true);
         }
         if !only_quiet_ra {
-            v6 = Some((router_advertisements, ()));
+            v6 = Some((router_advertisements, preference));
         }
     }
     let all_subnets_ok = subnets.iter().chain(&subnets6).all(Option::is_some);
@@ -190,8 +195,9 @@ pub(super) fn decode_dhcp(ctx: &mut Ctx, node: &Node) -> Option<DhcpConfig> {
         lease_time,
         subnets,
         reservations,
-        v6: v6.map(|(router_advertisements, ())| Dhcp6Config {
+        v6: v6.map(|(router_advertisements, preference)| Dhcp6Config {
             router_advertisements,
+            preference,
             subnets: subnets6,
         }),
         quiet_ra,

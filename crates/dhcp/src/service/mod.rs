@@ -8,8 +8,10 @@ mod arp;
 mod coexist;
 mod ping;
 mod quiet_ra;
+mod v6;
 
 pub use quiet_ra::{QuietRaError, QuietRaService};
+pub use v6::{DUID_FILE, server_duid};
 
 use std::collections::HashSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
@@ -73,6 +75,8 @@ pub struct ServiceConfig {
     pub ping_timeout: Duration,
     /// Another DHCP server on a served segment is expected: report it, serve anyway.
     pub other_servers_expected: bool,
+    /// DHCPv6 (server mode with IPv6 subnets), served on port 547 beside DHCPv4.
+    pub v6: Option<crate::v6::server::Settings>,
 }
 
 /// A bound DHCP service, ready to `run`.
@@ -83,6 +87,7 @@ pub struct DhcpService {
     boot_server: Option<Arc<UdpEndpoint>>,
     store: Option<Arc<LeaseStore>>,
     core: Core,
+    v6: Option<v6::V6Part>,
     events: broadcast::Sender<LeaseEvent>,
     control_tx: mpsc::Sender<Control>,
     control_rx: mpsc::Receiver<Control>,
@@ -143,6 +148,10 @@ impl DhcpService {
             ServiceMode::Proxy => (None, None, Vec::new()),
         };
         let core = Core::new(config.settings.clone(), records);
+        let v6 = match (&config.v6, &store) {
+            (Some(settings), Some(store)) => Some(v6::V6Part::bind(settings.clone(), store)?),
+            _ => None,
+        };
         let (events, _) = broadcast::channel(EVENT_BUFFER);
         let (control_tx, control_rx) = mpsc::channel(4);
         Ok((
@@ -152,6 +161,7 @@ impl DhcpService {
                 boot_server,
                 store,
                 core,
+                v6,
                 events,
                 control_tx,
                 control_rx,
@@ -180,11 +190,27 @@ impl DhcpService {
             boot_server,
             store,
             mut core,
+            v6,
             events,
             control_tx,
             mut control_rx,
         } = self;
         drop(control_tx);
+        let (v6_reload, v6_task) = match (v6, &store) {
+            (Some(part), Some(store)) => {
+                let (reload_tx, reload_rx) = mpsc::channel(4);
+                let task = tokio::spawn(v6::run(
+                    part,
+                    Arc::clone(store),
+                    events.clone(),
+                    config.interfaces.clone(),
+                    reload_rx,
+                    shutdown.clone(),
+                ));
+                (Some(reload_tx), Some(task))
+            }
+            _ => (None, None),
+        };
         let mut shell = Shell {
             interfaces: InterfaceTable::new(),
             dhcp: dhcp.clone(),
@@ -234,6 +260,9 @@ impl DhcpService {
                 Some(control) = control_rx.recv() => match control {
                     Control::Reload(new, done) => {
                         core.reconfigure(new.settings.clone());
+                        if let (Some(reload), Some(settings)) = (&v6_reload, &new.v6) {
+                            let _ = reload.send((settings.clone(), new.interfaces.clone())).await;
+                        }
                         shell.filter = new.interfaces.clone();
                         shell.ping_timeout = new.ping_timeout;
                         shell.other_servers_expected = new.other_servers_expected;
@@ -272,6 +301,10 @@ impl DhcpService {
         }
         let _ = config;
         drop(commit_rx);
+        if let Some(task) = v6_task {
+            // It stops on the same shutdown; the store closes once it holds the last reference.
+            let _ = task.await;
+        }
         if let Some(store) = shell.store.take() {
             // Finishes queued commits and releases the lock; a blocking join, off the runtime.
             let closing = tokio::task::spawn_blocking(move || match Arc::try_unwrap(store) {

@@ -46,6 +46,8 @@ fn settings() -> Settings {
                 .unwrap_or_default(),
             first: Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, 0x100),
             last: Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, 0x107),
+            dns: None,
+            domain: None,
         }],
         server_duid: SERVER_DUID.to_vec(),
         preference: 255,

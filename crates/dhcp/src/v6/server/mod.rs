@@ -40,11 +40,11 @@ mod silence;
 #[cfg(test)]
 mod tests;
 
-use std::net::{Ipv6Addr, SocketAddrV6};
+use std::net::{IpAddr, Ipv6Addr, SocketAddrV6};
 use std::time::{Duration, SystemTime};
 
-use ipnet::Ipv6Net;
-use kindling_config::BootConfig;
+use ipnet::{IpNet, Ipv6Net};
+use kindling_config::{BootConfig, DhcpConfig, DhcpMode};
 
 use crate::event::{LeaseEvent, LeaseEventKind};
 use crate::lease::index::{FamilyIndex, Owner};
@@ -77,6 +77,10 @@ pub struct Subnet {
     /// First and last address of the range, inclusive.
     pub first: Ipv6Addr,
     pub last: Ipv6Addr,
+    /// Option 23; `None`: this box, when DNS is served here.
+    pub dns: Option<Vec<Ipv6Addr>>,
+    /// Option 24; `None`: the DNS domain, when DNS is served here.
+    pub domain: Option<String>,
 }
 
 impl Subnet {
@@ -105,6 +109,66 @@ pub struct Settings {
     pub vendor_classes: VendorClasses,
     /// DNS is served by this box: option 23 names this box's address, option 24 the domain.
     pub dns_domain: Option<String>,
+}
+
+impl Settings {
+    /// The DHCPv6 settings of a config: `None` unless it is server mode with IPv6 subnets
+    /// (proxy mode serves no DHCPv6: clients ignore an ADVERTISE without addresses).
+    pub fn from_config(
+        dhcp: &DhcpConfig,
+        boot: &BootConfig,
+        server_duid: Vec<u8>,
+        dns_domain: Option<String>,
+    ) -> Option<Settings> {
+        if dhcp.mode != DhcpMode::Server {
+            return None;
+        }
+        let v6 = dhcp.v6.as_ref()?;
+        let subnets: Vec<Subnet> = v6
+            .subnets
+            .iter()
+            .enumerate()
+            .filter_map(|(index, s)| {
+                let (IpNet::V6(network), (IpAddr::V6(first), IpAddr::V6(last))) =
+                    (s.network, s.range)
+                else {
+                    return None;
+                };
+                let dns = s.dns.as_ref().map(|list| {
+                    list.iter()
+                        .filter_map(|a| match a {
+                            IpAddr::V6(v6) => Some(*v6),
+                            IpAddr::V4(_) => None,
+                        })
+                        .collect()
+                });
+                Some(Subnet {
+                    index,
+                    network,
+                    first,
+                    last,
+                    dns,
+                    domain: s.domain.clone(),
+                })
+            })
+            .collect();
+        if subnets.is_empty() {
+            return None;
+        }
+        Some(Settings {
+            subnets,
+            server_duid,
+            preference: v6.preference,
+            lease_time: dhcp.lease_time,
+            rapid_commit: true,
+            boot: boot.clone(),
+            vendor_classes: VendorClasses {
+                pxe: dhcp.vendor_classes.pxe.clone(),
+                http: dhcp.vendor_classes.http.clone(),
+            },
+            dns_domain,
+        })
+    }
 }
 
 /// The interface a datagram arrived on, as the shell learned it.
@@ -173,6 +237,14 @@ struct Request<'a> {
 pub struct Core {
     settings: Settings,
     leases: FamilyIndex<Lease6Record>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("leases", &self.leases.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Core {
@@ -684,10 +756,20 @@ impl Core {
         for ia in ias {
             reply.options.push(code::IA_NA, ia.emit());
         }
-        if let (Some(domain), Some(ours)) = (&self.settings.dns_domain, request.our_address) {
-            reply
-                .options
-                .push(code::DNS_SERVERS, ours.octets().to_vec());
+        let subnet = request.subnet.as_ref();
+        let dns_servers: Vec<Ipv6Addr> = match subnet.and_then(|s| s.dns.clone()) {
+            Some(list) => list,
+            None if self.settings.dns_domain.is_some() => request.our_address.into_iter().collect(),
+            None => Vec::new(),
+        };
+        if !dns_servers.is_empty() {
+            let data = dns_servers.iter().flat_map(|a| a.octets()).collect();
+            reply.options.push(code::DNS_SERVERS, data);
+        }
+        if let Some(domain) = subnet
+            .and_then(|s| s.domain.as_ref())
+            .or(self.settings.dns_domain.as_ref())
+        {
             reply.options.push(code::DOMAIN_LIST, dns_name(domain));
         }
         if let BootDecision::Boot(offer) = self.boot_decision(request.message)

@@ -24,6 +24,8 @@ fn settings() -> Settings {
             network: "fd00:99::/64".parse().unwrap(),
             first: "fd00:99::100".parse().unwrap(),
             last: "fd00:99::1ff".parse().unwrap(),
+            dns: None,
+            domain: None,
         }],
         server_duid: SERVER_DUID.to_vec(),
         preference: 255,
@@ -616,6 +618,8 @@ fn relayed_requests_use_the_relays_link_and_go_back_through_it() {
         network: "fd00:98::/64".parse().unwrap(),
         first: "fd00:98::10".parse().unwrap(),
         last: "fd00:98::20".parse().unwrap(),
+        dns: None,
+        domain: None,
     });
     let mut core = Core::new(settings, Vec::new());
     let relay = SocketAddrV6::new("fd00:98::1".parse().unwrap(), SERVER_PORT, 0, 0);

@@ -1,0 +1,205 @@
+//! Kindling's DHCPv6 server end to end on the namespace lab of [`crate::dhcp_lab`], with ISC
+//! `dhclient -6` as the client: an address from the range, option 59 with this box's ULA, the
+//! lease durable in the journal, and RELEASE.
+
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use kindling_dhcp::lease::{LeaseState, read_snapshot};
+
+use crate::dhcp_lab::{Lab, LabHost};
+use crate::harness::{Daemon, Fixture};
+use crate::tools::{require, run};
+
+const DEADLINE: Duration = Duration::from_secs(30);
+
+/// The lab's IPv6 prefix: fd00:99:N::/64, the server at ::1.
+fn prefix(lab: &Lab) -> String {
+    format!("fd00:99:{}::", lab.n())
+}
+
+fn start(lab: &Lab, fixture: Fixture) -> Daemon {
+    let p = prefix(lab);
+    // The server's ULA, without duplicate address detection so that it is usable at once.
+    lab.server.netns.ip(&[
+        "-6",
+        "addr",
+        "add",
+        &format!("{p}1/64"),
+        "dev",
+        "eth0",
+        "nodad",
+    ]);
+    let section = format!(
+        "  listen: [\"0.0.0.0:69\", \"[::]:69\"]\nboot:\n  bios: undionly.kpxe\n  uefi_x64: ipxe.efi\n  ipxe: boot.ipxe\ndhcp:\n  mode: server\n  interfaces: [eth0]\n  lease_time: 1h\n  subnets:\n    - network: NET.0/24\n      range: [NET.100, NET.120]\n  v6:\n    subnets:\n      - {{ network: \"{p}/64\", range: [\"{p}100\", \"{p}1ff\"] }}\n"
+    )
+    .replace("NET", &format!("10.99.{}", lab.n()));
+    let mut daemon = fixture.start_in(&lab.server.exec_prefix(), &section);
+    daemon.wait_for_log("dhcpv6 listening", Duration::from_secs(10));
+    daemon
+}
+
+/// Waits until `host`'s link-local address has finished duplicate address detection
+/// (dhclient -6 sends from it).
+fn wait_link_local(host: &LabHost) {
+    let started = Instant::now();
+    loop {
+        let output = run(
+            Command::new("ip").args([
+                "-n",
+                host.netns.name(),
+                "-6",
+                "addr",
+                "show",
+                "dev",
+                "eth0",
+                "tentative",
+            ]),
+            DEADLINE,
+        );
+        let link = run(
+            Command::new("ip").args([
+                "-n",
+                host.netns.name(),
+                "-6",
+                "addr",
+                "show",
+                "dev",
+                "eth0",
+                "scope",
+                "link",
+            ]),
+            DEADLINE,
+        );
+        if output.stdout.is_empty() && String::from_utf8_lossy(&link.stdout).contains("inet6") {
+            return;
+        }
+        assert!(started.elapsed() < DEADLINE, "no link-local address");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Runs `dhclient -6 ARGS` on `host`'s eth0 with a script that puts the address on eth0 and
+/// records every event's environment; returns the events as text.
+fn dhclient6(host: &LabHost, args: &[&str]) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    require("dhclient");
+    let dir = host.dir.path();
+    let events = dir.join("events6");
+    let script = dir.join("dhclient6-script");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\ncase \"$reason\" in\nBOUND6|RENEW6|REBIND6|REBOOT6)\n    ip -6 addr replace \"$new_ip6_address/$new_ip6_prefixlen\" dev \"$interface\" nodad ;;\nRELEASE6|STOP6|EXPIRE6)\n    ip -6 addr del \"$old_ip6_address/$old_ip6_prefixlen\" dev \"$interface\" 2>/dev/null ;;\nesac\n{{ echo \"reason=$reason\"; env | LC_ALL=C sort; echo --end--; }} >> '{}'\nexit 0\n",
+            events.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = dir.join("dhclient6.conf");
+    std::fs::write(&config, "also request dhcp6.bootfile-url;\n").unwrap();
+    let mut command = host.command("dhclient");
+    command
+        .args(["-6", "-v", "--no-pid", "-cf"])
+        .arg(&config)
+        .arg("-lf")
+        .arg(dir.join("dhclient6.leases"))
+        .arg("-sf")
+        .arg(&script)
+        .args(args)
+        .arg("eth0");
+    let output = run(&mut command, Duration::from_secs(40));
+    let text = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success(),
+        "dhclient -6 {args:?} failed:\n{text}"
+    );
+    std::fs::read_to_string(&events).unwrap_or_default() + "\n--dhclient--\n" + &text
+}
+
+fn env_value<'a>(events: &'a str, key: &str) -> Option<&'a str> {
+    events
+        .lines()
+        .rev()
+        .find_map(|line| line.strip_prefix(&format!("{key}=")))
+}
+
+/// dhclient -6 gets an address of the range and option 59 with the server's ULA; the lease is
+/// durable in the journal before the REPLY; a RELEASE marks it released.
+#[test]
+fn dhclient6_gets_an_address_and_a_boot_url_and_releases_it() {
+    let lab = Lab::new("kv6", 61);
+    let client = lab.add_client("c6", "52:54:00:99:61:21");
+    let daemon = start(&lab, Fixture::new());
+    wait_link_local(&client);
+
+    let events = dhclient6(&client, &["-1"]);
+    assert!(
+        events.contains("reason=BOUND6"),
+        "{events}\n{}",
+        daemon.log()
+    );
+    let address: std::net::Ipv6Addr = env_value(&events, "new_ip6_address")
+        .unwrap_or_else(|| panic!("no address:\n{events}"))
+        .parse()
+        .unwrap();
+    let p = prefix(&lab);
+    let first: std::net::Ipv6Addr = format!("{p}100").parse().unwrap();
+    let last: std::net::Ipv6Addr = format!("{p}1ff").parse().unwrap();
+    assert!(
+        (first..=last).contains(&address),
+        "{address} is not in the range"
+    );
+    assert_eq!(
+        env_value(&events, "new_dhcp6_bootfile_url"),
+        Some(format!("tftp://[{p}1]/ipxe.efi").as_str()),
+        "option 59 names this box's ULA, not a link-local address:\n{events}"
+    );
+    let on_eth0 = run(
+        Command::new("ip").args([
+            "-n",
+            client.netns.name(),
+            "-6",
+            "addr",
+            "show",
+            "dev",
+            "eth0",
+        ]),
+        DEADLINE,
+    );
+    assert!(
+        String::from_utf8_lossy(&on_eth0.stdout).contains(&address.to_string()),
+        "the address is on the client's eth0"
+    );
+
+    let journal = || read_snapshot(daemon.dir.path().join("state")).unwrap().0.v6;
+    let record = journal()
+        .into_iter()
+        .find(|r| r.address == address)
+        .unwrap_or_else(|| panic!("the REPLY's lease is in the journal:\n{}", daemon.log()));
+    assert_eq!(record.state, LeaseState::Active);
+    assert_eq!(
+        record.mac.map(|m| m.to_string()).as_deref(),
+        Some(client.mac.as_str()),
+        "the MAC from dhclient's DUID-LLT"
+    );
+
+    dhclient6(&client, &["-r"]);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let state = journal()
+            .into_iter()
+            .find(|r| r.address == address)
+            .map(|r| r.state);
+        if state == Some(LeaseState::Released) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not released: {state:?}\n{}",
+            daemon.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
