@@ -6,31 +6,57 @@ use std::time::Duration;
 
 use crate::harness::BINARY;
 
+/// The daemon on a loopback TFTP config, with `NOTIFY_SOCKET` pointing at a socket of the
+/// test's, which `next` reads one notification at a time.
+struct Notified {
+    child: std::process::Child,
+    notify: UnixDatagram,
+    _dir: tempfile::TempDir,
+}
+
+impl Notified {
+    fn start() -> Notified {
+        let dir = tempfile::tempdir().unwrap();
+        let socket_path = dir.path().join("notify.sock");
+        let notify = UnixDatagram::bind(&socket_path).unwrap();
+        notify
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .unwrap();
+        let config = loopback_config(dir.path());
+        let child = Command::new(BINARY)
+            .args(["serve", "--config"])
+            .arg(&config)
+            .env("NOTIFY_SOCKET", &socket_path)
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        Notified {
+            child,
+            notify,
+            _dir: dir,
+        }
+    }
+
+    fn next(&self) -> String {
+        let mut buf = [0u8; 512];
+        let len = self.notify.recv(&mut buf).unwrap();
+        String::from_utf8_lossy(&buf[..len]).to_string()
+    }
+
+    fn signal(&self, signal: i32) {
+        // SAFETY: a signal to our own child.
+        unsafe { kill(self.child.id() as i32, signal) };
+    }
+}
+
 #[test]
 fn readiness_is_notified_to_systemd_after_the_sockets_are_bound() {
-    let dir = tempfile::tempdir().unwrap();
-    let socket_path = dir.path().join("notify.sock");
-    let notify = UnixDatagram::bind(&socket_path).unwrap();
-    notify
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let config = loopback_config(dir.path());
-    let mut child = Command::new(BINARY)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("NOTIFY_SOCKET", &socket_path)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut buf = [0u8; 512];
-    let len = notify.recv(&mut buf).unwrap();
-    let message = String::from_utf8_lossy(&buf[..len]).to_string();
-    // SAFETY: SIGTERM to our own child.
-    unsafe { kill(child.id() as i32, 15) };
-    let status = child.wait().unwrap();
+    let mut daemon = Notified::start();
+    let message = daemon.next();
+    daemon.signal(15);
+    let status = daemon.child.wait().unwrap();
     assert!(message.contains("READY=1"), "{message}");
-    let len = notify.recv(&mut buf).unwrap();
-    assert!(String::from_utf8_lossy(&buf[..len]).contains("STOPPING=1"));
+    assert!(daemon.next().contains("STOPPING=1"));
     assert!(status.success());
 }
 
@@ -38,33 +64,14 @@ fn readiness_is_notified_to_systemd_after_the_sockets_are_bound() {
 /// of a reload from RELOADING=1 and of its end from the READY=1 that follows.
 #[test]
 fn sighup_is_notified_as_reloading_then_ready() {
-    let dir = tempfile::tempdir().unwrap();
-    let socket_path = dir.path().join("notify.sock");
-    let notify = UnixDatagram::bind(&socket_path).unwrap();
-    notify
-        .set_read_timeout(Some(Duration::from_secs(20)))
-        .unwrap();
-    let config = loopback_config(dir.path());
-    let mut child = Command::new(BINARY)
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("NOTIFY_SOCKET", &socket_path)
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut buf = [0u8; 512];
-    let mut next = || {
-        let len = notify.recv(&mut buf).unwrap();
-        String::from_utf8_lossy(&buf[..len]).to_string()
-    };
-    let ready = next();
-    // SAFETY: SIGHUP to our own child, after it said it is ready (its handler is installed).
-    unsafe { kill(child.id() as i32, 1) };
-    let reloading = next();
-    let ready_again = next();
-    // SAFETY: SIGTERM to our own child.
-    unsafe { kill(child.id() as i32, 15) };
-    let status = child.wait().unwrap();
+    let mut daemon = Notified::start();
+    let ready = daemon.next();
+    // SIGHUP after it said it is ready (its handler is installed by then).
+    daemon.signal(1);
+    let reloading = daemon.next();
+    let ready_again = daemon.next();
+    daemon.signal(15);
+    let status = daemon.child.wait().unwrap();
     assert!(ready.contains("READY=1"), "{ready}");
     assert!(reloading.contains("RELOADING=1"), "{reloading}");
     assert!(ready_again.contains("READY=1"), "{ready_again}");

@@ -39,41 +39,22 @@ fn start(lab: &Lab, fixture: Fixture) -> Daemon {
     daemon
 }
 
+/// `ip -n NS -6 addr show dev eth0 EXTRA...` as text.
+fn addresses(host: &LabHost, extra: &[&str]) -> String {
+    let mut command = Command::new("ip");
+    command
+        .args(["-n", host.netns.name(), "-6", "addr", "show", "dev", "eth0"])
+        .args(extra);
+    String::from_utf8_lossy(&run(&mut command, DEADLINE).stdout).into_owned()
+}
+
 /// Waits until `host`'s link-local address has finished duplicate address detection
 /// (dhclient -6 sends from it).
 fn wait_link_local(host: &LabHost) {
     let started = Instant::now();
-    loop {
-        let output = run(
-            Command::new("ip").args([
-                "-n",
-                host.netns.name(),
-                "-6",
-                "addr",
-                "show",
-                "dev",
-                "eth0",
-                "tentative",
-            ]),
-            DEADLINE,
-        );
-        let link = run(
-            Command::new("ip").args([
-                "-n",
-                host.netns.name(),
-                "-6",
-                "addr",
-                "show",
-                "dev",
-                "eth0",
-                "scope",
-                "link",
-            ]),
-            DEADLINE,
-        );
-        if output.stdout.is_empty() && String::from_utf8_lossy(&link.stdout).contains("inet6") {
-            return;
-        }
+    while !(addresses(host, &["tentative"]).trim().is_empty()
+        && addresses(host, &["scope", "link"]).contains("inet6"))
+    {
         assert!(started.elapsed() < DEADLINE, "no link-local address");
         std::thread::sleep(Duration::from_millis(100));
     }

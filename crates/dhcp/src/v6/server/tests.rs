@@ -145,17 +145,26 @@ impl Msg {
     }
 }
 
-fn verdict(core: &mut Core, msg: &Msg, now: SystemTime) -> Verdict {
-    let bytes = msg.message.emit();
+fn decide_from(core: &mut Core, bytes: &[u8], source: SocketAddrV6, now: SystemTime) -> Verdict {
     let interface = interface();
     core.decide(
         &Datagram {
-            bytes: &bytes,
-            source: msg.source,
+            bytes,
+            source,
             interface: &interface,
         },
         now,
     )
+}
+
+fn verdict(core: &mut Core, msg: &Msg, now: SystemTime) -> Verdict {
+    decide_from(core, &msg.message.emit(), msg.source, now)
+}
+
+/// Raw bytes from a client on the link.
+fn decide_raw(core: &mut Core, bytes: &[u8]) -> Verdict {
+    let source = SocketAddrV6::new(link_local(CLIENT_MAC), CLIENT_PORT, 0, 7);
+    decide_from(core, bytes, source, t0())
 }
 
 fn reply_of(action: Action) -> (Message, Transmit) {
@@ -628,15 +637,8 @@ fn relayed_requests_use_the_relays_link_and_go_back_through_it() {
         .ours()
         .ia(1, &[]);
     let bytes = relayed(&msg, "fd00:98::1".parse().unwrap(), mac);
-    let interface = interface();
-    let Ok(Action::Commit { records, then, .. }) = core.decide(
-        &Datagram {
-            bytes: &bytes,
-            source: relay,
-            interface: &interface,
-        },
-        t0(),
-    ) else {
+    let Ok(Action::Commit { records, then, .. }) = decide_from(&mut core, &bytes, relay, t0())
+    else {
         panic!("a relayed REQUEST commits");
     };
     assert!(
@@ -693,17 +695,10 @@ fn malformed_datagrams_are_typed_errors() {
         nested = out;
     }
     assert_eq!(Packet::parse(&nested), Err(CodecError::TooDeep));
-    let mut core = core();
-    let interface = interface();
-    let verdict = core.decide(
-        &Datagram {
-            bytes: &nested,
-            source: SocketAddrV6::new(link_local(CLIENT_MAC), CLIENT_PORT, 0, 7),
-            interface: &interface,
-        },
-        t0(),
+    assert_eq!(
+        decide_raw(&mut core(), &nested),
+        Err(Silence::Malformed(CodecError::TooDeep))
     );
-    assert_eq!(verdict, Err(Silence::Malformed(CodecError::TooDeep)));
 }
 
 #[test]
@@ -727,16 +722,7 @@ fn messages_round_trip_and_class_items_split() {
 proptest! {
     #[test]
     fn any_bytes_in_no_panic(bytes in proptest::collection::vec(any::<u8>(), 0..600)) {
-        let mut core = core();
-        let interface = interface();
-        let _ = core.decide(
-            &Datagram {
-                bytes: &bytes,
-                source: SocketAddrV6::new(link_local(CLIENT_MAC), CLIENT_PORT, 0, 7),
-                interface: &interface,
-            },
-            t0(),
-        );
+        let _ = decide_raw(&mut core(), &bytes);
     }
 
     #[test]
@@ -748,15 +734,6 @@ proptest! {
         for (code, data) in &options {
             emit_option(&mut bytes, *code, data);
         }
-        let mut core = core();
-        let interface = interface();
-        let _ = core.decide(
-            &Datagram {
-                bytes: &bytes,
-                source: SocketAddrV6::new(link_local(CLIENT_MAC), CLIENT_PORT, 0, 7),
-                interface: &interface,
-            },
-            t0(),
-        );
+        let _ = decide_raw(&mut core(), &bytes);
     }
 }
