@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use kindling_dhcp::lease::{LeaseState, read_snapshot};
 
-use crate::dhcp_lab::{Lab, LabHost};
+use crate::dhcp_lab::{
+    DhclientOptions, Lab, LabHost, forget_dhcp_lease, release_dhclient, run_dhclient,
+};
 use crate::harness::{Daemon, Fixture};
 use crate::tools::{require, run};
 
@@ -19,6 +21,12 @@ fn prefix(lab: &Lab) -> String {
 }
 
 fn start(lab: &Lab, fixture: Fixture) -> Daemon {
+    start_with(lab, fixture, "")
+}
+
+/// Kindling with DHCPv4 and DHCPv6 on the lab; `extra` is appended to the config (a `dns:`
+/// section).
+fn start_with(lab: &Lab, fixture: Fixture, extra: &str) -> Daemon {
     let p = prefix(lab);
     // The server's ULA, without duplicate address detection so that it is usable at once.
     lab.server.netns.ip(&[
@@ -31,9 +39,10 @@ fn start(lab: &Lab, fixture: Fixture) -> Daemon {
         "nodad",
     ]);
     let section = format!(
-        "  listen: [\"0.0.0.0:69\", \"[::]:69\"]\nboot:\n  bios: undionly.kpxe\n  uefi_x64: ipxe.efi\n  ipxe: boot.ipxe\ndhcp:\n  mode: server\n  interfaces: [eth0]\n  lease_time: 1h\n  subnets:\n    - network: NET.0/24\n      range: [NET.100, NET.120]\n  v6:\n    subnets:\n      - {{ network: \"{p}/64\", range: [\"{p}100\", \"{p}1ff\"] }}\n"
+        "  listen: [\"0.0.0.0:69\", \"[::]:69\"]\nboot:\n  bios: undionly.kpxe\n  uefi_x64: ipxe.efi\n  ipxe: boot.ipxe\ndhcp:\n  mode: server\n  interfaces: [eth0]\n  lease_time: 1h\n  ping_check: false\n  subnets:\n    - network: NET.0/24\n      range: [NET.100, NET.120]\n  v6:\n    subnets:\n      - {{ network: \"{p}/64\", range: [\"{p}100\", \"{p}1ff\"] }}\n"
     )
-    .replace("NET", &format!("10.99.{}", lab.n()));
+    .replace("NET", &format!("10.99.{}", lab.n()))
+        + extra;
     let mut daemon = fixture.start_in(&lab.server.exec_prefix(), &section);
     daemon.wait_for_log("dhcpv6 listening", Duration::from_secs(10));
     daemon
@@ -183,4 +192,103 @@ fn dhclient6_gets_an_address_and_a_boot_url_and_releases_it() {
         );
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// `dig +short @server ARGS` from `host`: the answer's data, one per line.
+fn dig(host: &LabHost, server: &str, args: &[&str]) -> Vec<String> {
+    require("dig");
+    let output = host
+        .command("dig")
+        .arg(format!("@{server}"))
+        .arg("+short")
+        .args(args)
+        .args(["+time=1", "+tries=1"])
+        .output()
+        .expect("running dig");
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter(|line| !line.is_empty() && !line.starts_with(';'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// Polls until `probe` holds, for at most 5 s.
+fn soon(what: &str, mut probe: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !probe() {
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "{what}: not within 5 s"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A machine with a v4 and a v6 lease has an A and an AAAA record under its v4 lease's name
+/// (dhclient -6 sends no name; the v6 lease takes the machine's) and the ip6.arpa PTR; the end
+/// of the v4 lease leaves the AAAA, and the end of the v6 lease leaves the A.
+#[test]
+fn a_machine_keeps_its_aaaa_when_its_v4_lease_ends_and_its_a_when_its_v6_lease_ends() {
+    let lab = Lab::new("kv6dns", 62);
+    let client = lab.add_client("c6", "52:54:00:99:62:21");
+    let daemon = start_with(
+        &lab,
+        Fixture::new(),
+        "dns:\n  listen: [\"0.0.0.0:53\", \"[::]:53\"]\n  domain: lab.test\n",
+    );
+    let server = format!("{}1", prefix(&lab));
+    wait_link_local(&client);
+    let options = DhclientOptions::with_hostname("web");
+    let v4 = run_dhclient(&client, &options).address;
+    let events = dhclient6(&client, &["-1"]);
+    let v6: std::net::Ipv6Addr = env_value(&events, "new_ip6_address")
+        .unwrap_or_else(|| panic!("no v6 address:\n{events}"))
+        .parse()
+        .unwrap();
+    // DHCPv6 gives the client a /128; the on-link prefix comes from a router's RA, which this
+    // lab does not have, so the test adds the route an RA would give.
+    client.netns.ip(&[
+        "-6",
+        "route",
+        "add",
+        &format!("{}/64", prefix(&lab)),
+        "dev",
+        "eth0",
+    ]);
+    let name = "web.lab.test";
+    soon("the AAAA record", || {
+        dig(&client, &server, &[name, "AAAA"]) == vec![v6.to_string()]
+    });
+    assert_eq!(dig(&client, &server, &[name, "A"]), vec![v4.to_string()]);
+    assert_eq!(
+        dig(&client, &server, &["-x", &v6.to_string()]),
+        vec![format!("{name}.")],
+        "the ip6.arpa PTR\n{}",
+        daemon.log()
+    );
+
+    release_dhclient(&client, &options);
+    soon("the A record gone", || {
+        dig(&client, &server, &[name, "A"]).is_empty()
+    });
+    assert_eq!(
+        dig(&client, &server, &[name, "AAAA"]),
+        vec![v6.to_string()],
+        "the v6 lease keeps its AAAA when the v4 lease ends"
+    );
+
+    forget_dhcp_lease(&client);
+    let v4 = run_dhclient(&client, &options).address;
+    soon("the A record back", || {
+        dig(&client, &server, &[name, "A"]) == vec![v4.to_string()]
+    });
+    dhclient6(&client, &["-r"]);
+    soon("the AAAA record gone", || {
+        dig(&client, &server, &[name, "AAAA"]).is_empty()
+    });
+    assert_eq!(
+        dig(&client, &server, &[name, "A"]),
+        vec![v4.to_string()],
+        "the v4 lease keeps its A when the v6 lease ends"
+    );
 }

@@ -20,7 +20,7 @@ use tracing::{debug, warn};
 
 /// The names of the leases in `leases` that are live at `now` and carry a hostname, both
 /// families. A v6 lease names a machine only when Kindling learned its MAC (DNS keys names by
-/// machine).
+/// machine); without a name of its own it takes the name of the machine's v4 lease.
 pub(crate) fn live_names(leases: &Snapshot, now: SystemTime) -> Vec<LeaseName> {
     let live = |state: &LeaseState, expires_at: SystemTime| {
         *state == LeaseState::Active && expires_at > now
@@ -36,18 +36,23 @@ pub(crate) fn live_names(leases: &Snapshot, now: SystemTime) -> Vec<LeaseName> {
                 hostname: r.hostname.clone()?,
             })
         });
-    let v6 = leases
+    let v4: Vec<LeaseName> = v4.collect();
+    // A v6 lease without a name takes the name of the same machine's v4 lease.
+    let v4_name = |mac: [u8; 6]| v4.iter().find(|n| n.mac == mac).map(|n| n.hostname.clone());
+    let v6: Vec<LeaseName> = leases
         .v6
         .iter()
         .filter(|r| live(&r.state, r.expires_at))
         .filter_map(|r| {
+            let mac = r.mac?.0;
             Some(LeaseName {
-                mac: r.mac?.0,
+                mac,
                 address: IpAddr::V6(r.address),
-                hostname: r.hostname.clone()?,
+                hostname: r.hostname.clone().or_else(|| v4_name(mac))?,
             })
-        });
-    v4.chain(v6).collect()
+        })
+        .collect();
+    v4.into_iter().chain(v6).collect()
 }
 
 /// The hostnames of `dhcp.reservations`, each owned by its MAC.
@@ -92,9 +97,16 @@ impl NameBridge {
         }
     }
 
-    /// The changes one lease event makes.
+    /// The changes one lease event makes. A v6 lease that carries no name (a DHCPv6 client
+    /// need not send option 39) takes the name of the same machine's v4 lease.
     pub(crate) fn on_event(&mut self, event: &LeaseEvent) -> Vec<NameChange> {
-        match (&event.hostname, event.kind.holds_address()) {
+        let hostname = event.hostname.clone().or_else(|| {
+            (event.family() == Family::V6)
+                .then(|| self.told.get(&(event.mac.0, Family::V4)))
+                .flatten()
+                .map(|(_, name)| name.clone())
+        });
+        match (&hostname, event.kind.holds_address()) {
             (Some(hostname), true) => {
                 let name = LeaseName {
                     mac: event.mac.0,
@@ -357,5 +369,53 @@ mod tests {
                 }])
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_v6_lease_without_a_name_takes_the_name_of_the_machines_v4_lease() {
+        let mut bridge = NameBridge::default();
+        bridge.on_event(&event(LeaseEventKind::Granted, 100, Some("web")));
+        let up = bridge.on_event(&v6_event(LeaseEventKind::Granted, None));
+        assert!(
+            matches!(&up[..], [NameChange::Up(n)] if n.hostname == "web" && n.address == v6_addr()),
+            "{up:?}"
+        );
+        // A machine with no v4 name gets none for its nameless v6 lease.
+        let mut other = NameBridge::default();
+        assert!(
+            other
+                .on_event(&v6_event(LeaseEventKind::Granted, None))
+                .is_empty()
+        );
+        // The same rule when DNS is rebuilt from the journal.
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000);
+        let v4 = kindling_dhcp::lease::LeaseRecord {
+            mac: MacAddr(MAC),
+            client_id: None,
+            address: Ipv4Addr::new(10, 99, 0, 100),
+            hostname: Some("web".into()),
+            state: LeaseState::Active,
+            granted_at: t,
+            expires_at: t + Duration::from_secs(3600),
+        };
+        let v6 = kindling_dhcp::lease::Lease6Record {
+            duid: vec![0, 3, 0, 1, 0x52, 0x54, 0, 0, 0, 1],
+            iaid: 1,
+            mac: Some(MacAddr(MAC)),
+            address: std::net::Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, 0x100),
+            hostname: None,
+            state: LeaseState::Active,
+            granted_at: t,
+            expires_at: t + Duration::from_secs(3600),
+        };
+        let names = live_names(
+            &Snapshot {
+                v4: vec![v4],
+                v6: vec![v6],
+            },
+            t,
+        );
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(names.iter().all(|n| n.hostname == "web"), "{names:?}");
     }
 }

@@ -253,8 +253,22 @@ async fn reload_quiet_ra(running: &mut Option<RunningQuietRa>, config: &Config) 
 }
 
 fn note_unbuilt_services(config: &Config) {
-    if config.dhcp.as_ref().is_some_and(|dhcp| dhcp.v6.is_some()) {
-        warn!("dhcp.v6 is valid but this build has no DHCPv6 service yet; it is not served");
+    let Some(dhcp) = config.dhcp.as_ref() else {
+        return;
+    };
+    let Some(v6) = dhcp.v6.as_ref() else {
+        return;
+    };
+    if v6.router_advertisements {
+        warn!(
+            "dhcp.v6.router_advertisements is valid but this build sends no router advertisements \
+             with prefixes yet; clients need a router's RA with the M flag to start DHCPv6"
+        );
+    }
+    if dhcp.mode == DhcpMode::Proxy && !v6.subnets.is_empty() {
+        info!(
+            "dhcp.v6.subnets are not served in proxy mode (the network's own DHCPv6 server hands out addresses)"
+        );
     }
 }
 
