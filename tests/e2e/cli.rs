@@ -159,6 +159,50 @@ const SERVER_DHCP: &str = "  mode: server
 
 const PROXY_DHCP: &str = "  mode: proxy\n";
 
+const SERVER_DHCP6: &str = "  mode: server
+  subnets:
+    - { network: 10.99.0.0/24, range: [10.99.0.100, 10.99.0.199] }
+  v6:
+    subnets:
+      - { network: \"fd00:99::/64\", range: [\"fd00:99::100\", \"fd00:99::1ff\"] }
+";
+
+/// `explain --v6` runs a SOLICIT through the DHCPv6 core: an EDK2-like client (arch 7) gets
+/// an address and ipxe.efi by URL with the first v6 subnet's address, iPXE its script; proxy
+/// mode explains why it sends nothing.
+#[test]
+fn explain_v6_prints_the_advertise_or_why_there_is_none() {
+    let scratch = Scratch::new(&["ipxe.efi"], SERVER_DHCP6);
+    let mac = ["--mac", "52:54:00:12:34:56", "--v6"];
+    let output = scratch.run("explain", &[&mac[..], &["--arch", "7"]].concat());
+    let report = text(&output);
+    assert!(output.status.success(), "{report}");
+    assert!(report.contains("reply:    ADVERTISE"), "{report}");
+    assert!(report.contains("3 IA_NA iaid 1 T1"), "{report}");
+    assert!(
+        report.contains("fd00:99::1") && report.contains("(valid "),
+        "{report}"
+    );
+    assert!(
+        report.contains("59 boot file URL tftp://[fd00:99::1]/ipxe.efi"),
+        "{report}"
+    );
+    assert!(report.contains("7 preference 255"), "{report}");
+    assert!(
+        !report.contains("16 vendor class [\"PXEClient\"]\n          59"),
+        "{report}"
+    );
+    let ipxe = text(&scratch.run("explain", &[&mac[..], &["--ipxe"]].concat()));
+    assert!(
+        ipxe.contains("59 boot file URL tftp://[fd00:99::1]/boot.ipxe"),
+        "{ipxe}"
+    );
+    let proxy = Scratch::new(&[], PROXY_DHCP);
+    let none = text(&proxy.run("explain", &mac));
+    assert!(none.contains("reply:    none"), "{none}");
+    assert!(none.contains("proxy mode serves no DHCPv6"), "{none}");
+}
+
 #[test]
 fn explain_a_bios_pxe_client_gets_undionly_and_option_43() {
     let scratch = Scratch::new(&["undionly.kpxe"], SERVER_DHCP);

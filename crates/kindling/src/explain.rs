@@ -22,6 +22,8 @@ use kindling_dhcp::v4::server::{
 };
 use kindling_dhcp::v4::{self, Message};
 
+mod v6;
+
 /// The arguments of `kindling explain`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -52,6 +54,18 @@ pub(crate) struct Args {
     /// subnet, else (proxy mode without subnets) 192.0.2.1.
     #[arg(long, value_name = "IP")]
     server_ip: Option<Ipv4Addr>,
+    /// Explain the DHCPv6 ADVERTISE instead: a SOLICIT with IA_NA and an option request for
+    /// 59, 23 and 24, and option 61, 16 and 15 from --arch, --vendor-class, --user-class and
+    /// --ipxe.
+    #[arg(long)]
+    v6: bool,
+    /// The client's DUID in hex (with --v6). Default: the DUID-LL of --mac.
+    #[arg(long, value_name = "HEX", requires = "v6")]
+    duid: Option<String>,
+    /// With --v6: this box's address on the client's link. Default: the first host address of
+    /// the first dhcp.v6 subnet.
+    #[arg(long, value_name = "IP", requires = "v6")]
+    server_ip6: Option<std::net::Ipv6Addr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -114,7 +128,11 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     };
-    print!("{}", explain(args, config, dhcp, &origin)?);
+    if args.v6 {
+        print!("{}", v6::explain(args, config, dhcp, &origin)?);
+    } else {
+        print!("{}", explain(args, config, dhcp, &origin)?);
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -952,6 +970,9 @@ mod tests {
             config: None,
             mode: None,
             server_ip: None,
+            v6: false,
+            duid: None,
+            server_ip6: None,
         };
         assert_eq!(
             made_up_vendor_class(&args(Some(7), None)).as_deref(),
