@@ -61,6 +61,7 @@ fn settings() -> Settings {
         },
         vendor_classes: VendorClasses::default(),
         dns_domain: Some("lab.test".into()),
+        reservations: Vec::new(),
     }
 }
 

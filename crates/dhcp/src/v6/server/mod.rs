@@ -109,6 +109,20 @@ pub struct Settings {
     pub vendor_classes: VendorClasses,
     /// DNS is served by this box: option 23 names this box's address, option 24 the domain.
     pub dns_domain: Option<String>,
+    /// `dhcp.reservations`, keyed by the machine's MAC (learned from its DUID, link-local
+    /// address or relay): the IPv6 `ip`, host name, boot files and `ignore` apply here.
+    pub reservations: Vec<Reservation>,
+}
+
+/// A reservation as DHCPv6 applies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reservation {
+    pub mac: MacAddr,
+    /// The reservation's `ip` when it is an IPv6 address.
+    pub address: Option<Ipv6Addr>,
+    pub hostname: Option<String>,
+    pub boot: BootConfig,
+    pub ignore: bool,
 }
 
 impl Settings {
@@ -167,7 +181,36 @@ impl Settings {
                 http: dhcp.vendor_classes.http.clone(),
             },
             dns_domain,
+            reservations: dhcp
+                .reservations
+                .iter()
+                .filter_map(|r| {
+                    Some(Reservation {
+                        mac: crate::v4::server::parse_mac(&r.mac)?,
+                        address: match r.ip {
+                            Some(IpAddr::V6(v6)) => Some(v6),
+                            _ => None,
+                        },
+                        hostname: r.hostname.clone(),
+                        boot: r.boot.clone(),
+                        ignore: r.ignore,
+                    })
+                })
+                .collect(),
         })
+    }
+
+    /// The reservation of a machine.
+    pub fn reservation(&self, mac: Option<MacAddr>) -> Option<&Reservation> {
+        let mac = mac?;
+        self.reservations.iter().find(|r| r.mac == mac)
+    }
+
+    /// The reservation that holds an address.
+    fn reservation_of_address(&self, address: Ipv6Addr) -> Option<&Reservation> {
+        self.reservations
+            .iter()
+            .find(|r| r.address == Some(address))
     }
 }
 
@@ -300,6 +343,13 @@ impl Core {
         };
         let request = self.request(&packet, datagram, duid.to_vec());
         self.check_server_id(message)?;
+        if self
+            .settings
+            .reservation(request.client.mac)
+            .is_some_and(|r| r.ignore)
+        {
+            return Err(Silence::Ignored);
+        }
         match kind {
             MessageType::Solicit => self.solicit(&request, now),
             MessageType::Request => self.request_addresses(&request, now),
@@ -403,7 +453,12 @@ impl Core {
     // Addresses
 
     /// True when `address` may be given to the identity association `owner` now.
-    fn free_for(&self, address: Ipv6Addr, owner: &Owner, now: SystemTime) -> bool {
+    fn free_for(&self, address: Ipv6Addr, client: &Client, owner: &Owner, now: SystemTime) -> bool {
+        if let Some(reservation) = self.settings.reservation_of_address(address)
+            && Some(reservation.mac) != client.mac
+        {
+            return false;
+        }
         match self.leases.by_addr(address) {
             None => true,
             Some(record) => match &record.state {
@@ -417,21 +472,52 @@ impl Core {
         }
     }
 
-    /// The address for one IA, without holding it: its binding's, else the first free one
-    /// from a point of the range that depends only on the DUID and IAID.
-    fn choose(&self, subnet: &Subnet, duid: &[u8], iaid: u32, now: SystemTime) -> Option<Ipv6Addr> {
-        let owner = Owner::Binding(duid.to_vec(), iaid);
+    /// True when `address` may go to this client in `subnet`: its reserved address, or an
+    /// address of the range.
+    fn assignable(&self, subnet: &Subnet, client: &Client, address: Ipv6Addr) -> bool {
+        let reserved = self
+            .settings
+            .reservation(client.mac)
+            .and_then(|r| r.address)
+            .filter(|a| subnet.network.contains(a));
+        reserved == Some(address) || subnet.in_range(address)
+    }
+
+    /// The address for one IA, without holding it: the machine's reserved address, else its
+    /// binding's, else the first free one from a point of the range that depends only on the
+    /// DUID and IAID. `taken` are the addresses other IAs of the same message got.
+    fn choose(
+        &self,
+        subnet: &Subnet,
+        client: &Client,
+        iaid: u32,
+        taken: &[Ipv6Addr],
+        now: SystemTime,
+    ) -> Option<Ipv6Addr> {
+        let owner = Owner::Binding(client.duid.clone(), iaid);
+        let usable = |address: Ipv6Addr| {
+            !taken.contains(&address) && self.free_for(address, client, &owner, now)
+        };
+        if let Some(reserved) = self
+            .settings
+            .reservation(client.mac)
+            .and_then(|r| r.address)
+            .filter(|a| subnet.network.contains(a))
+            && usable(reserved)
+        {
+            return Some(reserved);
+        }
         if let Some(record) = self.leases.by_owner(&owner)
             && subnet.in_range(record.address)
-            && self.free_for(record.address, &owner, now)
+            && usable(record.address)
         {
             return Some(record.address);
         }
         let len = subnet.range_len();
-        let start = fnv1a(duid, iaid) % len;
+        let start = fnv1a(&client.duid, iaid) % len;
         (0..len.min(MAX_SCAN))
             .map(|step| Ipv6Addr::from(u128::from(subnet.first) + (start + step) % len))
-            .find(|address| self.free_for(*address, &owner, now))
+            .find(|address| usable(*address))
     }
 
     /// T1 and T2 for a lease (RFC 8415 21.4 suggests 0.5 and 0.8 of the preferred lifetime).
@@ -488,7 +574,8 @@ impl Core {
         let mut granted = Vec::new();
         let mut reply_ias = Vec::new();
         for ia in &ias {
-            match self.choose(&subnet, &request.client.duid, ia.iaid, now) {
+            let taken: Vec<Ipv6Addr> = granted.iter().map(|(_, a)| *a).collect();
+            match self.choose(&subnet, &request.client, ia.iaid, &taken, now) {
                 Some(address) => {
                     granted.push((ia.iaid, address));
                     reply_ias.push(self.granted_ia(ia.iaid, address));
@@ -521,12 +608,24 @@ impl Core {
         let mut reply_ias = Vec::new();
         for ia in &ias {
             let owner = Owner::Binding(request.client.duid.clone(), ia.iaid);
+            let taken: Vec<Ipv6Addr> = granted.iter().map(|(_, a)| *a).collect();
+            // The machine's reservation wins over what it asks for.
+            let reserved = self
+                .settings
+                .reservation(request.client.mac)
+                .and_then(|r| r.address)
+                .filter(|a| subnet.network.contains(a));
             let asked = ia
                 .addresses
                 .iter()
                 .map(|a| a.address)
-                .find(|a| subnet.in_range(*a) && self.free_for(*a, &owner, now));
-            match asked.or_else(|| self.choose(&subnet, &request.client.duid, ia.iaid, now)) {
+                .filter(|_| reserved.is_none())
+                .find(|a| {
+                    self.assignable(&subnet, &request.client, *a)
+                        && !taken.contains(a)
+                        && self.free_for(*a, &request.client, &owner, now)
+                });
+            match asked.or_else(|| self.choose(&subnet, &request.client, ia.iaid, &taken, now)) {
                 Some(address) => {
                     granted.push((ia.iaid, address));
                     reply_ias.push(self.granted_ia(ia.iaid, address));
@@ -557,7 +656,12 @@ impl Core {
                 .by_owner(&owner)
                 .filter(|r| r.state == LeaseState::Active && r.expires_at > now)
                 .map(|r| r.address);
-            let on_link = |a: Ipv6Addr| request.subnet.as_ref().is_some_and(|s| s.in_range(a));
+            let on_link = |a: Ipv6Addr| {
+                request
+                    .subnet
+                    .as_ref()
+                    .is_some_and(|s| self.assignable(s, &request.client, a))
+            };
             let keep = match bound {
                 Some(address) if on_link(address) => Some(address),
                 // REBIND without a binding (Kindling lost it, or another server's): the address
@@ -566,7 +670,7 @@ impl Core {
                     .addresses
                     .iter()
                     .map(|a| a.address)
-                    .find(|a| on_link(*a) && self.free_for(*a, &owner, now)),
+                    .find(|a| on_link(*a) && self.free_for(*a, &request.client, &owner, now)),
                 _ => None,
             };
             match keep {
@@ -711,7 +815,11 @@ impl Core {
         reply: Message,
         now: SystemTime,
     ) -> Action {
-        let hostname = client_hostname(request.message);
+        let hostname = self
+            .settings
+            .reservation(request.client.mac)
+            .and_then(|r| r.hostname.clone())
+            .or_else(|| client_hostname(request.message));
         let mut records = Vec::with_capacity(granted.len());
         let mut events = Vec::new();
         for (iaid, address) in granted {
@@ -772,7 +880,8 @@ impl Core {
         {
             reply.options.push(code::DOMAIN_LIST, dns_name(domain));
         }
-        if let BootDecision::Boot(offer) = self.boot_decision(request.message)
+        let reservation = self.settings.reservation(request.client.mac);
+        if let BootDecision::Boot(offer) = self.boot_decision(request.message, reservation)
             && let Some(url) = boot_url(&offer.file, request.our_address)
         {
             reply.options.push(code::BOOTFILE_URL, url.into_bytes());
@@ -789,8 +898,9 @@ impl Core {
         reply
     }
 
-    /// What the boot policy chooses for this client, from options 61, 16 and 15.
-    fn boot_decision(&self, message: &Message) -> BootDecision {
+    /// What the boot policy chooses for this client, from options 61, 16 and 15 and its
+    /// reservation's boot files.
+    fn boot_decision(&self, message: &Message, reservation: Option<&Reservation>) -> BootDecision {
         let user_classes = message.user_classes();
         let ipxe = user_classes.iter().any(|c| *c == b"iPXE");
         let vendor_classes = message.vendor_classes();
@@ -821,7 +931,11 @@ impl Core {
             uuid: None,
         };
         let boot_request = BootRequest::new(&facts, &self.settings.vendor_classes, Mode::Server);
-        policy::choose(&boot_request, &self.settings.boot, None)
+        policy::choose(
+            &boot_request,
+            &self.settings.boot,
+            reservation.map(|r| &r.boot),
+        )
     }
 
     /// Where a reply goes: back to the client's link-local address and port, or through the

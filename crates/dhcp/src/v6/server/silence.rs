@@ -22,6 +22,8 @@ pub enum Silence {
     /// No `dhcp.v6.subnets` network contains the receiving interface's addresses or the
     /// relay's link address.
     NoSubnet,
+    /// The machine's reservation says `ignore: true`.
+    Ignored,
     /// The message asks for no IA_NA (Kindling hands out addresses only, not prefixes).
     NoIaNa,
     /// A CONFIRM without addresses (RFC 8415 18.3.3: no reply).
@@ -50,6 +52,9 @@ impl fmt::Display for Silence {
                 "no subnet: no dhcp.v6.subnets network contains the receiving interface's \
                  address (or the relay's link address)",
             ),
+            Silence::Ignored => {
+                f.write_str("ignored: the machine's reservation says `ignore: true`")
+            }
             Silence::NoIaNa => f.write_str("the message asks for no address (no IA_NA)"),
             Silence::NothingToConfirm => f.write_str("a CONFIRM without addresses"),
             Silence::IaInInformationRequest => {

@@ -39,6 +39,7 @@ fn settings() -> Settings {
         },
         vendor_classes: VendorClasses::default(),
         dns_domain: None,
+        reservations: Vec::new(),
     }
 }
 
@@ -736,4 +737,96 @@ proptest! {
         }
         let _ = decide_raw(&mut core(), &bytes);
     }
+}
+
+fn reserved_core(ignore: bool) -> Core {
+    let mut settings = settings();
+    settings.reservations.push(Reservation {
+        mac: MacAddr(CLIENT_MAC),
+        // Outside the range, inside the subnet: a fixed address.
+        address: Some("fd00:99::10".parse().unwrap()),
+        hostname: Some("node10".into()),
+        boot: BootConfig {
+            uefi_x64: Some("special.efi".into()),
+            ..BootConfig::default()
+        },
+        ignore,
+    });
+    Core::new(settings, Vec::new())
+}
+
+#[test]
+fn a_reservation_by_mac_gives_its_address_name_and_boot_file_and_no_one_else_gets_it() {
+    let reserved: Ipv6Addr = "fd00:99::10".parse().unwrap();
+    let mut core = reserved_core(false);
+    // The machine is known by the MAC inside its EUI-64 link-local source.
+    let advertise = send(
+        &mut core,
+        &Msg::new(MessageType::Solicit, &duid_uuid(30))
+            .edk2_pxe()
+            .ia(1, &[]),
+        t0(),
+    );
+    assert_eq!(address_of(&advertise), reserved);
+    assert_eq!(
+        advertise.options.get(code::BOOTFILE_URL),
+        Some(&b"tftp://[fd00:99::1]/special.efi"[..]),
+        "the reservation's boot file"
+    );
+    // It asks for another address: the reservation wins.
+    let request = Msg::new(MessageType::Request, &duid_uuid(30))
+        .ours()
+        .ia(1, &["fd00:99::150".parse().unwrap()]);
+    let Ok(Action::Commit { records, .. }) = verdict(&mut core, &request, t0()) else {
+        panic!("a REQUEST commits");
+    };
+    assert_eq!(records[0].address, reserved);
+    assert_eq!(records[0].hostname.as_deref(), Some("node10"));
+    // Its RENEW keeps the address although it lies outside the range.
+    let renew = Msg::new(MessageType::Renew, &duid_uuid(30))
+        .ours()
+        .ia(1, &[reserved]);
+    assert!(matches!(
+        verdict(&mut core, &renew, t0()),
+        Ok(Action::Commit { .. })
+    ));
+
+    // Another machine that asks for the reserved address does not get it.
+    let mut stranger = Msg::new(MessageType::Request, &duid_uuid(31))
+        .ours()
+        .ia(1, &[reserved]);
+    stranger.source = SocketAddrV6::new(link_local([2, 0, 0, 0, 0, 9]), CLIENT_PORT, 0, 7);
+    let reply = send(&mut core, &stranger, t0());
+    assert_ne!(address_of(&reply), reserved);
+}
+
+#[test]
+fn a_reservation_that_says_ignore_is_never_answered() {
+    let mut core = reserved_core(true);
+    assert_eq!(
+        silence(
+            &mut core,
+            &Msg::new(MessageType::Solicit, &duid_uuid(32)).ia(1, &[]),
+            t0()
+        ),
+        Silence::Ignored
+    );
+}
+
+#[test]
+fn two_ias_of_one_message_never_share_an_address() {
+    // A range of one address: the second IA of the same REQUEST finds it taken.
+    let mut settings = settings();
+    settings.subnets[0].last = settings.subnets[0].first;
+    let mut core = Core::new(settings, Vec::new());
+    let two = Msg::new(MessageType::Request, &duid_uuid(33))
+        .ours()
+        .ia(1, &[])
+        .ia(2, &[]);
+    let Ok(Action::Commit { records, then, .. }) = verdict(&mut core, &two, t0()) else {
+        panic!("the first IA commits");
+    };
+    assert_eq!(records.len(), 1);
+    let reply = Message::parse(&then.bytes).unwrap();
+    assert_eq!(reply.ia_nas()[1].addresses.len(), 0);
 }
