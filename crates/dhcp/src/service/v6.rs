@@ -20,6 +20,7 @@ use crate::event::LeaseEvent;
 use crate::lease::{LeaseStore, StoreError};
 use crate::v6::server::{
     ALL_SERVERS_AND_RELAYS, Action, Core, Datagram, Interface, SERVER_PORT, Settings, Transmit,
+    hex, parse_hex,
 };
 
 /// The file in `state_dir` that keeps the server's DUID across restarts (hex).
@@ -65,21 +66,6 @@ pub fn server_duid(state_dir: &Path) -> io::Result<Vec<u8>> {
         }
         Err(error) => Err(error),
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn parse_hex(text: &str) -> Option<Vec<u8>> {
-    let text: String = text.chars().filter(|c| *c != ':').collect();
-    if !text.len().is_multiple_of(2) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
 }
 
 /// The bound port 547 and its core, ready to run.

@@ -9,19 +9,19 @@ use std::time::SystemTime;
 use ipnet::Ipv6Net;
 use kindling_config::{Config, DhcpConfig};
 use kindling_dhcp::lease;
+use kindling_dhcp::lease::MacAddr;
 use kindling_dhcp::v6::codec::{
     IaNa, Message, MessageType, Options, class_data, class_items, code,
 };
 use kindling_dhcp::v6::server::{
-    Action, CLIENT_PORT, Core, Datagram, Interface, Settings, mac_of_duid,
+    Action, CLIENT_PORT, Core, Datagram, Interface, PXE_ENTERPRISE, Settings, eui64_link_local,
+    hex, mac_of_duid, parse_hex,
 };
 
 use super::Args;
 
 /// The DUID shown when `state_dir` holds none yet (the daemon makes one at its first start).
 const PLACEHOLDER_DUID: [u8; 6] = [0, 4, 0x4b, 0x49, 0x4e, 0x44];
-/// Intel's enterprise number, which EDK2 and iPXE put in option 16.
-const PXE_ENTERPRISE: u32 = 343;
 
 pub(super) fn explain(
     args: &Args,
@@ -93,7 +93,7 @@ pub(super) fn explain(
         name: "explain".into(),
         addresses: vec![Ipv6Net::new(server, prefix)?],
     };
-    let source = SocketAddrV6::new(link_local(args.mac.0), CLIENT_PORT, 0, 1);
+    let source = SocketAddrV6::new(eui64_link_local(MacAddr(args.mac.0)), CLIENT_PORT, 0, 1);
     let mut core = Core::new(settings.clone(), records);
     let bytes = request.emit();
     let verdict = core.decide(
@@ -293,41 +293,4 @@ fn dns_names(mut data: &[u8]) -> String {
         data = &rest[usize::from(len)..];
     }
     names.join(", ")
-}
-
-/// The link-local address a client makes from its MAC (modified EUI-64).
-fn link_local(mac: [u8; 6]) -> Ipv6Addr {
-    Ipv6Addr::from([
-        0xfe,
-        0x80,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-        mac[0] ^ 2,
-        mac[1],
-        mac[2],
-        0xff,
-        0xfe,
-        mac[3],
-        mac[4],
-        mac[5],
-    ])
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn parse_hex(text: &str) -> Option<Vec<u8>> {
-    let text: String = text.chars().filter(|c| *c != ':' && *c != '-').collect();
-    if !text.len().is_multiple_of(2) || text.is_empty() {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
-        .collect()
 }

@@ -66,7 +66,7 @@ pub const ALL_SERVERS_AND_RELAYS: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0
 /// How many candidate addresses one choice looks at before it gives up (a range may be a /64).
 const MAX_SCAN: u128 = 4096;
 /// Intel's enterprise number, which EDK2 and iPXE put in option 16.
-const PXE_ENTERPRISE: u32 = 343;
+pub const PXE_ENTERPRISE: u32 = 343;
 
 /// One IPv6 subnet to serve.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -464,7 +464,8 @@ impl Core {
             Some(record) => match &record.state {
                 LeaseState::Active => {
                     record.expires_at <= now
-                        || Owner::Binding(record.duid.clone(), record.iaid) == *owner
+                        || matches!(owner, Owner::Binding(duid, iaid)
+                            if *duid == record.duid && *iaid == record.iaid)
                 }
                 LeaseState::Abandoned(_) => record.expires_at <= now,
                 LeaseState::Released | LeaseState::Expired => true,
@@ -1030,6 +1031,30 @@ fn mac_of_relay(relay: &RelayMessage) -> Option<MacAddr> {
     }
 }
 
+/// The link-local address a host makes from its MAC (modified EUI-64, RFC 4291 appendix A):
+/// the inverse of [`mac_of_eui64`].
+pub fn eui64_link_local(mac: MacAddr) -> Ipv6Addr {
+    let [a, b, c, d, e, f] = mac.0;
+    Ipv6Addr::from([
+        0xfe,
+        0x80,
+        0,
+        0,
+        0,
+        0,
+        0,
+        0,
+        a ^ 2,
+        b,
+        c,
+        0xff,
+        0xfe,
+        d,
+        e,
+        f,
+    ])
+}
+
 /// The MAC behind a link-local address made from it (modified EUI-64, RFC 4291 appendix A).
 pub fn mac_of_eui64(address: Ipv6Addr) -> Option<MacAddr> {
     if !address.is_unicast_link_local() {
@@ -1052,6 +1077,21 @@ fn fnv1a(duid: &[u8], iaid: u32) -> u128 {
     u128::from(hash)
 }
 
-fn hex(bytes: &[u8]) -> String {
+/// A DUID (or any bytes) as lower-case hex, the way logs, `dhcp6.duid` and `kindling explain`
+/// write it.
+pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Hex as [`hex`] writes it, `:` or `-` between bytes allowed; `None` when it is not whole
+/// bytes of hex digits.
+pub fn parse_hex(text: &str) -> Option<Vec<u8>> {
+    let digits: String = text.chars().filter(|c| *c != ':' && *c != '-').collect();
+    if digits.is_empty() || !digits.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..digits.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(digits.get(i..i + 2)?, 16).ok())
+        .collect()
 }

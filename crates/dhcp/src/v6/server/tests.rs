@@ -55,26 +55,9 @@ fn interface() -> Interface {
     }
 }
 
-/// A client's link-local address made from its MAC (modified EUI-64).
+/// A client's link-local address made from its MAC.
 fn link_local(mac: [u8; 6]) -> Ipv6Addr {
-    Ipv6Addr::from([
-        0xfe,
-        0x80,
-        0,
-        0,
-        0,
-        0,
-        0,
-        0,
-        mac[0] ^ 2,
-        mac[1],
-        mac[2],
-        0xff,
-        0xfe,
-        mac[3],
-        mac[4],
-        mac[5],
-    ])
+    eui64_link_local(MacAddr(mac))
 }
 
 /// DUID-UUID (type 4), as EDK2 and iPXE send: no MAC inside.
