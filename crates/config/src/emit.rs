@@ -294,13 +294,37 @@ fn dhcp(out: &mut Out, d: &DhcpConfig) {
     } else {
         out.line(2, "reservations:");
         for r in &d.reservations {
-            out.kv(4, "- mac", &quote(&r.mac));
+            // The first key of the item carries the list dash.
+            let mut first = true;
+            let mut key = |name: &str| {
+                let dashed = if first {
+                    format!("- {name}")
+                } else {
+                    name.to_string()
+                };
+                let indent = if first { 4 } else { 6 };
+                first = false;
+                (indent, dashed)
+            };
+            if let Some(mac) = &r.mac {
+                let (indent, name) = key("mac");
+                out.kv(indent, &name, &quote(mac));
+            }
+            if let Some(uuid) = &r.uuid {
+                let (indent, name) = key("uuid");
+                out.kv(indent, &name, &quote(&format_uuid(uuid)));
+            }
+            if let Some(duid) = &r.duid {
+                let (indent, name) = key("duid");
+                out.kv(indent, &name, &quote(&format_hex(duid)));
+            }
             if let Some(id) = &r.client_id {
+                let (indent, name) = key("client_id");
                 let value = match std::str::from_utf8(id) {
                     Ok(s) if !s.chars().any(char::is_control) => quote(s),
                     _ => format!("{{ hex: {} }}", quote(&format_hex(id))),
                 };
-                out.kv(6, "client_id", &value);
+                out.kv(indent, &name, &value);
             }
             if r.ignore {
                 out.kv(6, "ignore", "true");
@@ -415,6 +439,19 @@ pub(crate) fn to_yaml(config: &Config) -> String {
         None => out.line(0, "# dns: off"),
     }
     out.0
+}
+
+/// An RFC 4122 UUID as `8-4-4-4-12` lower-case hex.
+fn format_uuid(uuid: &[u8; 16]) -> String {
+    let hex: String = uuid.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 #[cfg(test)]

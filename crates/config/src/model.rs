@@ -200,10 +200,16 @@ pub struct DhcpSubnet {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DhcpReservation {
-    /// Normalised to lower-case `aa:bb:cc:dd:ee:ff`.
-    pub mac: String,
+    /// Normalised to lower-case `aa:bb:cc:dd:ee:ff`. A reservation names its machine by at
+    /// least one of `mac`, `client_id`, `uuid` and `duid`.
+    pub mac: Option<String>,
     /// Option 61 the client sends, when the reservation is keyed by it as well.
     pub client_id: Option<Vec<u8>>,
+    /// The machine's SMBIOS system UUID in RFC 4122 byte order (as `dmidecode -s
+    /// system-uuid` prints it): v4 option 97 and a DHCPv6 DUID-UUID carry it.
+    pub uuid: Option<[u8; 16]>,
+    /// The exact DHCPv6 client DUID (option 1).
+    pub duid: Option<Vec<u8>>,
     /// `None` only with `ignore: true`.
     pub ip: Option<IpAddr>,
     pub hostname: Option<String>,

@@ -205,7 +205,7 @@ fn the_fixture_decodes_to_exact_values() {
     );
 
     let r = &d.reservations;
-    assert_eq!(r.len(), 3);
+    assert_eq!(r.len(), 5);
     assert_eq!(
         r[0].client_id.as_deref(),
         Some(&[1u8, 0x52, 0x54, 0, 0, 0, 0x10][..])
@@ -228,7 +228,24 @@ fn the_fixture_decodes_to_exact_values() {
     assert_eq!(r[1].ip, Some(IpAddr::V4(v4("10.99.0.11"))));
     assert!(r[2].ignore);
     assert_eq!(r[2].ip, None);
-    assert_eq!(r[2].mac, "52:54:00:00:00:12");
+    assert_eq!(r[2].mac.as_deref(), Some("52:54:00:00:00:12"));
+    assert_eq!(r[3].mac, None);
+    assert_eq!(
+        r[3].uuid,
+        Some([
+            0x4c, 0x4c, 0x45, 0x44, 0x00, 0x42, 0x35, 0x10, 0x80, 0x52, 0xb3, 0xc0, 0x4f, 0x59,
+            0x52, 0x31
+        ])
+    );
+    assert_eq!(
+        r[4].duid.as_deref(),
+        Some(
+            &[
+                0, 1, 0, 1, 0x2a, 0x2b, 0x2c, 0x2d, 0x52, 0x54, 0, 0, 0, 0x14
+            ][..]
+        )
+    );
+    assert_eq!(r[4].client_id.as_deref(), Some(&b"node14"[..]));
 }
 
 #[test]

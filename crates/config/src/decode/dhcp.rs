@@ -50,6 +50,8 @@ const SUBNET6_KEYS: &[&str] = &["network", "range", "dns", "domain"];
 const RESERVATION_KEYS: &[&str] = &[
     "mac",
     "client_id",
+    "uuid",
+    "duid",
     "ip",
     "hostname",
     "boot",
@@ -628,6 +630,20 @@ fn decode_subnet(ctx: &mut Ctx, key: &str, node: &Node, v6: bool) -> Option<Dhcp
 }
 
 /// Accepts `aa:bb:cc:dd:ee:ff` or `aa-bb-cc-dd-ee-ff` in any case; returns lower-case colons.
+/// An SMBIOS UUID written `8-4-4-4-12` (or as 32 hex digits), in RFC 4122 byte order.
+pub fn parse_uuid(s: &str) -> Option<[u8; 16]> {
+    let digits: String = s.chars().filter(|c| *c != '-').collect();
+    let dashes_ok = !s.contains('-') || s.split('-').map(str::len).eq([8, 4, 4, 4, 12]);
+    if !dashes_ok || digits.len() != 32 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut uuid = [0u8; 16];
+    for (i, byte) in uuid.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(digits.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(uuid)
+}
+
 fn normalise_mac(s: &str) -> Option<String> {
     let sep = if s.contains('-') { '-' } else { ':' };
     let parts: Vec<&str> = s.split(sep).collect();
@@ -655,18 +671,11 @@ fn decode_reservations(
         let Some(f) = open_map(ctx, &key, item, RESERVATION_KEYS) else {
             continue;
         };
-        let mac = match f.get("mac") {
-            None => {
-                ctx.error(
-                    &f.key("mac"),
-                    item,
-                    "missing: a reservation needs the client's MAC address",
-                );
-                None
-            }
-            Some(n) => text(ctx, &f.key("mac"), n).and_then(|s| match normalise_mac(&s) {
+        let mac = f.get("mac").and_then(|n| {
+            let s = text(ctx, &f.key("mac"), n)?;
+            match normalise_mac(&s) {
                 Some(mac) => {
-                    if out.iter().any(|r| r.mac == mac) {
+                    if out.iter().any(|r| r.mac.as_ref() == Some(&mac)) {
                         ctx.error(&f.key("mac"), n, format!("{mac} is reserved twice"));
                     }
                     Some(mac)
@@ -681,8 +690,44 @@ fn decode_reservations(
                     );
                     None
                 }
-            }),
-        };
+            }
+        });
+        let uuid = f.get("uuid").and_then(|n| {
+            let k = f.key("uuid");
+            let s = text(ctx, &k, n)?;
+            let Some(uuid) = parse_uuid(&s) else {
+                ctx.error(
+                    &k,
+                    n,
+                    format!(
+                        "expected an SMBIOS UUID such as \"4c4c4544-0042-3510-8052-b3c04f595231\", \
+                         got \"{s}\""
+                    ),
+                );
+                return None;
+            };
+            if out.iter().any(|r| r.uuid == Some(uuid)) {
+                ctx.error(&k, n, format!("{s} is reserved twice"));
+            }
+            Some(uuid)
+        });
+        let duid = f.get("duid").and_then(|n| {
+            let k = f.key("duid");
+            let duid = hex_value(ctx, &k, n)?;
+            if duid.len() < 3 || duid.len() > 130 {
+                // RFC 8415 11.1: a type code and at least one byte, at most 128 bytes after it.
+                ctx.error(
+                    &k,
+                    n,
+                    format!("a DUID is 3 to 130 bytes long, this one is {}", duid.len()),
+                );
+                return None;
+            }
+            if out.iter().any(|r| r.duid.as_ref() == Some(&duid)) {
+                ctx.error(&k, n, "this duid is already in an earlier reservation");
+            }
+            Some(duid)
+        });
         // `None` when `ignore` is written but is not a boolean (already reported).
         let ignore = match f.get("ignore") {
             Some(n) => boolean(ctx, &f.key("ignore"), n),
@@ -764,10 +809,20 @@ fn decode_reservations(
         if ctx.errors() > before {
             continue;
         }
-        if let Some(mac) = mac {
+        if mac.is_none() && client_id.is_none() && uuid.is_none() && duid.is_none() {
+            ctx.error(
+                &key,
+                item,
+                "a reservation needs the machine's mac, client_id, uuid or duid",
+            );
+            continue;
+        }
+        {
             out.push(DhcpReservation {
                 mac,
                 client_id,
+                uuid,
+                duid,
                 ip: addr,
                 hostname,
                 boot,

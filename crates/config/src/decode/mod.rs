@@ -16,6 +16,7 @@ use crate::Severity;
 use crate::model::*;
 use crate::yaml::{Kind, Node};
 use dhcp::decode_dhcp;
+pub use dhcp::parse_uuid;
 use dns::decode_dns;
 pub(crate) use reader::Ctx;
 use reader::*;

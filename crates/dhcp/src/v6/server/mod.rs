@@ -47,6 +47,7 @@ use ipnet::{IpNet, Ipv6Net};
 use kindling_config::{BootConfig, DhcpConfig, DhcpMode};
 
 use crate::event::{LeaseEvent, LeaseEventKind};
+use crate::identity::SystemUuid;
 use crate::lease::index::{FamilyIndex, Owner};
 use crate::lease::{AbandonReason, Lease6Record, LeaseState, MacAddr};
 use crate::policy::{self, BootDecision, BootFile, BootRequest, ClientFacts, Mode, VendorClasses};
@@ -109,15 +110,20 @@ pub struct Settings {
     pub vendor_classes: VendorClasses,
     /// DNS is served by this box: option 23 names this box's address, option 24 the domain.
     pub dns_domain: Option<String>,
-    /// `dhcp.reservations`, keyed by the machine's MAC (learned from its DUID, link-local
-    /// address or relay): the IPv6 `ip`, host name, boot files and `ignore` apply here.
+    /// `dhcp.reservations`, naming the machine by its DUID, its SMBIOS UUID (a DUID-UUID) or
+    /// its MAC (learned from its DUID, link-local address or relay): the IPv6 `ip`, host name,
+    /// boot files and `ignore` apply here.
     pub reservations: Vec<Reservation>,
 }
 
 /// A reservation as DHCPv6 applies it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reservation {
-    pub mac: MacAddr,
+    /// Its position in `dhcp.reservations`.
+    pub index: usize,
+    pub mac: Option<MacAddr>,
+    pub uuid: Option<SystemUuid>,
+    pub duid: Option<Vec<u8>>,
     /// The reservation's `ip` when it is an IPv6 address.
     pub address: Option<Ipv6Addr>,
     pub hostname: Option<String>,
@@ -184,9 +190,19 @@ impl Settings {
             reservations: dhcp
                 .reservations
                 .iter()
-                .filter_map(|r| {
+                .enumerate()
+                .filter_map(|(index, r)| {
+                    let mac = r.mac.as_deref().and_then(crate::v4::server::parse_mac);
+                    let uuid = r.uuid.map(SystemUuid);
+                    if mac.is_none() && uuid.is_none() && r.duid.is_none() {
+                        // Named by its v4 client identifier only.
+                        return None;
+                    }
                     Some(Reservation {
-                        mac: crate::v4::server::parse_mac(&r.mac)?,
+                        index,
+                        mac,
+                        uuid,
+                        duid: r.duid.clone(),
                         address: match r.ip {
                             Some(IpAddr::V6(v6)) => Some(v6),
                             _ => None,
@@ -200,10 +216,25 @@ impl Settings {
         })
     }
 
-    /// The reservation of a machine.
-    pub fn reservation(&self, mac: Option<MacAddr>) -> Option<&Reservation> {
-        let mac = mac?;
-        self.reservations.iter().find(|r| r.mac == mac)
+    /// The reservation of a machine: by its exact DUID first, then by the SMBIOS UUID of a
+    /// DUID-UUID, then by its MAC.
+    pub fn reservation(&self, duid: &[u8], mac: Option<MacAddr>) -> Option<&Reservation> {
+        let by_duid = || {
+            self.reservations
+                .iter()
+                .find(|r| r.duid.as_deref() == Some(duid))
+        };
+        let by_uuid = || {
+            let uuid = SystemUuid::of_duid(duid)?;
+            self.reservations
+                .iter()
+                .find(|r| r.uuid.is_some_and(|u| u.matches(uuid)))
+        };
+        let by_mac = || {
+            let mac = mac?;
+            self.reservations.iter().find(|r| r.mac == Some(mac))
+        };
+        by_duid().or_else(by_uuid).or_else(by_mac)
     }
 
     /// The reservation that holds an address.
@@ -345,7 +376,7 @@ impl Core {
         self.check_server_id(message)?;
         if self
             .settings
-            .reservation(request.client.mac)
+            .reservation(&request.client.duid, request.client.mac)
             .is_some_and(|r| r.ignore)
         {
             return Err(Silence::Ignored);
@@ -455,7 +486,11 @@ impl Core {
     /// True when `address` may be given to the identity association `owner` now.
     fn free_for(&self, address: Ipv6Addr, client: &Client, owner: &Owner, now: SystemTime) -> bool {
         if let Some(reservation) = self.settings.reservation_of_address(address)
-            && Some(reservation.mac) != client.mac
+            && self
+                .settings
+                .reservation(&client.duid, client.mac)
+                .map(|r| r.index)
+                != Some(reservation.index)
         {
             return false;
         }
@@ -478,7 +513,7 @@ impl Core {
     fn assignable(&self, subnet: &Subnet, client: &Client, address: Ipv6Addr) -> bool {
         let reserved = self
             .settings
-            .reservation(client.mac)
+            .reservation(&client.duid, client.mac)
             .and_then(|r| r.address)
             .filter(|a| subnet.network.contains(a));
         reserved == Some(address) || subnet.in_range(address)
@@ -501,7 +536,7 @@ impl Core {
         };
         if let Some(reserved) = self
             .settings
-            .reservation(client.mac)
+            .reservation(&client.duid, client.mac)
             .and_then(|r| r.address)
             .filter(|a| subnet.network.contains(a))
             && usable(reserved)
@@ -613,7 +648,7 @@ impl Core {
             // The machine's reservation wins over what it asks for.
             let reserved = self
                 .settings
-                .reservation(request.client.mac)
+                .reservation(&request.client.duid, request.client.mac)
                 .and_then(|r| r.address)
                 .filter(|a| subnet.network.contains(a));
             let asked = ia
@@ -818,7 +853,7 @@ impl Core {
     ) -> Action {
         let hostname = self
             .settings
-            .reservation(request.client.mac)
+            .reservation(&request.client.duid, request.client.mac)
             .and_then(|r| r.hostname.clone())
             .or_else(|| client_hostname(request.message));
         let mut records = Vec::with_capacity(granted.len());
@@ -881,7 +916,9 @@ impl Core {
         {
             reply.options.push(code::DOMAIN_LIST, dns_name(domain));
         }
-        let reservation = self.settings.reservation(request.client.mac);
+        let reservation = self
+            .settings
+            .reservation(&request.client.duid, request.client.mac);
         if let BootDecision::Boot(offer) = self.boot_decision(request.message, reservation)
             && let Some(url) = boot_url(&offer.file, request.our_address)
         {

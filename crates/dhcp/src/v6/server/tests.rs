@@ -725,7 +725,10 @@ proptest! {
 fn reserved_core(ignore: bool) -> Core {
     let mut settings = settings();
     settings.reservations.push(Reservation {
-        mac: MacAddr(CLIENT_MAC),
+        index: 0,
+        mac: Some(MacAddr(CLIENT_MAC)),
+        uuid: None,
+        duid: None,
         // Outside the range, inside the subnet: a fixed address.
         address: Some("fd00:99::10".parse().unwrap()),
         hostname: Some("node10".into()),
@@ -812,4 +815,100 @@ fn two_ias_of_one_message_never_share_an_address() {
     assert_eq!(records.len(), 1);
     let reply = Message::parse(&then.bytes).unwrap();
     assert_eq!(reply.ia_nas()[1].addresses.len(), 0);
+}
+
+/// A reservation that names its machine by `uuid` and `duid` only, with a fixed address.
+fn core_reserving(
+    index: usize,
+    uuid: Option<[u8; 16]>,
+    duid: Option<Vec<u8>>,
+    address: &str,
+) -> Core {
+    let mut settings = settings();
+    settings.reservations.push(Reservation {
+        index,
+        mac: None,
+        uuid: uuid.map(SystemUuid),
+        duid,
+        address: Some(address.parse().unwrap()),
+        hostname: None,
+        boot: BootConfig::default(),
+        ignore: false,
+    });
+    Core::new(settings, Vec::new())
+}
+
+const UUID: [u8; 16] = [
+    0x4c, 0x4c, 0x45, 0x44, 0x00, 0x42, 0x35, 0x10, 0x80, 0x52, 0xb3, 0xc0, 0x4f, 0x59, 0x52, 0x31,
+];
+
+fn duid_of_uuid(bytes: [u8; 16]) -> Vec<u8> {
+    [&[0u8, 4][..], &bytes].concat()
+}
+
+#[test]
+fn a_reservation_by_smbios_uuid_matches_a_duid_uuid_in_either_byte_order() {
+    let reserved: Ipv6Addr = "fd00:99::20".parse().unwrap();
+    let mut core = core_reserving(0, Some(UUID), None, "fd00:99::20");
+    // iPXE: RFC 4122 order.
+    let ipxe = Msg::new(MessageType::Solicit, &duid_of_uuid(UUID)).ia(1, &[]);
+    assert_eq!(address_of(&send(&mut core, &ipxe, t0())), reserved);
+    // EDK2: its EFI_GUID as it lies in memory, first three fields little-endian.
+    let mut guid = UUID;
+    guid[0..4].reverse();
+    guid[4..6].reverse();
+    guid[6..8].reverse();
+    let edk2 = Msg::new(MessageType::Solicit, &duid_of_uuid(guid))
+        .edk2_pxe()
+        .ia(1, &[]);
+    assert_eq!(address_of(&send(&mut core, &edk2, t0())), reserved);
+    // Another machine, from the same link-local source, does not get it.
+    let mut other = UUID;
+    other[15] ^= 0xff;
+    let stranger = Msg::new(MessageType::Solicit, &duid_of_uuid(other)).ia(1, &[]);
+    assert_ne!(address_of(&send(&mut core, &stranger, t0())), reserved);
+}
+
+#[test]
+fn a_reservation_by_duid_matches_that_duid_exactly() {
+    let reserved: Ipv6Addr = "fd00:99::21".parse().unwrap();
+    let llt = vec![0, 1, 0, 1, 0x2a, 0x2b, 0x2c, 0x2d, 2, 0, 0, 0, 0, 5];
+    let mut core = core_reserving(0, None, Some(llt.clone()), "fd00:99::21");
+    let owner = Msg::new(MessageType::Solicit, &llt).ia(1, &[]);
+    assert_eq!(address_of(&send(&mut core, &owner, t0())), reserved);
+    let mut near = llt.clone();
+    near[13] = 6;
+    let stranger = Msg::new(MessageType::Solicit, &near).ia(1, &[]);
+    assert_ne!(address_of(&send(&mut core, &stranger, t0())), reserved);
+}
+
+#[test]
+fn the_duid_names_a_machine_before_its_uuid_and_its_uuid_before_its_mac() {
+    let mut settings = settings();
+    let fixed = |index: usize,
+                 mac: Option<[u8; 6]>,
+                 uuid: Option<[u8; 16]>,
+                 duid: Option<Vec<u8>>| Reservation {
+        index,
+        mac: mac.map(MacAddr),
+        uuid: uuid.map(SystemUuid),
+        duid,
+        address: None,
+        hostname: None,
+        boot: BootConfig::default(),
+        ignore: false,
+    };
+    let duid = duid_of_uuid(UUID);
+    settings.reservations = vec![
+        fixed(0, Some(CLIENT_MAC), None, None),
+        fixed(1, None, Some(UUID), None),
+        fixed(2, None, None, Some(duid.clone())),
+    ];
+    let mac = Some(MacAddr(CLIENT_MAC));
+    assert_eq!(settings.reservation(&duid, mac).map(|r| r.index), Some(2));
+    settings.reservations.pop();
+    assert_eq!(settings.reservation(&duid, mac).map(|r| r.index), Some(1));
+    settings.reservations.pop();
+    assert_eq!(settings.reservation(&duid, mac).map(|r| r.index), Some(0));
+    assert_eq!(settings.reservation(&duid, None).map(|r| r.index), None);
 }
