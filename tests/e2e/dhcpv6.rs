@@ -292,3 +292,52 @@ fn a_machine_keeps_its_aaaa_when_its_v4_lease_ends_and_its_a_when_its_v6_lease_e
         "the v4 lease keeps its A when the v6 lease ends"
     );
 }
+
+/// Another DHCPv6 server on the link (dnsmasq): Kindling's probe finds it, names it, and
+/// lowers its own preference there to 0; Kindling's own probe is never taken for another
+/// server.
+#[test]
+fn another_dhcpv6_server_on_the_link_lowers_the_preference_to_zero() {
+    let lab = Lab::new("kv6coex", 66);
+    let p = prefix(&lab);
+    let other = lab.add_peer("other6", 254);
+    other.netns.ip(&[
+        "-6",
+        "addr",
+        "add",
+        &format!("{p}fe/64"),
+        "dev",
+        "eth0",
+        "nodad",
+    ]);
+    wait_link_local(&other);
+    let _dnsmasq =
+        crate::dhcp_lab::start_dnsmasq(&other, &[&format!("--dhcp-range={p}200,{p}2ff,64,1h")]);
+    let mut daemon = start(&lab, Fixture::new());
+    daemon.wait_for_log("lowering this server's preference", Duration::from_secs(20));
+    let log = daemon.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("another DHCPv6 server answers on this link")
+                && l.contains("fe80::")
+                && l.contains(&format!("offered {p}2"))),
+        "{log}"
+    );
+    assert!(
+        !log.contains("our own coexistence probe"),
+        "the probe stays off our own port 547:\n{log}"
+    );
+}
+
+/// Alone on its link, Kindling keeps its preference and says nothing about other servers.
+#[test]
+fn alone_on_its_link_kindling_keeps_its_preference() {
+    let lab = Lab::new("kv6alone", 67);
+    let mut daemon = start(&lab, Fixture::new());
+    // The probe at start listens for 1.5 s before the service runs its loop.
+    daemon.wait_for_log("dhcpv6 listening", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(3));
+    let log = daemon.log();
+    assert!(!log.contains("another DHCPv6 server"), "{log}");
+    assert!(!log.contains("could not probe"), "{log}");
+}

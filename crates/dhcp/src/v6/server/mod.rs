@@ -36,6 +36,7 @@
 //!   `PXEClient` as a boot-server offer and fails without a port 4011 answer. Option 60 is never
 //!   sent: EDK2 PXE reads it as a file size.
 
+pub mod coexist;
 mod silence;
 #[cfg(test)]
 mod tests;
@@ -311,6 +312,9 @@ struct Request<'a> {
 pub struct Core {
     settings: Settings,
     leases: FamilyIndex<Lease6Record>,
+    /// Interfaces (by index) where another DHCPv6 server answers: ADVERTISEs there carry
+    /// preference 0 (see [`coexist`]).
+    contested: std::collections::HashSet<u32>,
 }
 
 impl std::fmt::Debug for Core {
@@ -328,12 +332,35 @@ impl Core {
         for record in records {
             leases.apply(record);
         }
-        Core { settings, leases }
+        Core {
+            settings,
+            leases,
+            contested: Default::default(),
+        }
     }
 
     /// Replaces the settings (SIGHUP). Leases stay.
     pub fn reconfigure(&mut self, settings: Settings) {
         self.settings = settings;
+    }
+
+    /// Marks whether another DHCPv6 server answers on `interface`; true when that changed.
+    pub fn set_contested(&mut self, interface: u32, contested: bool) -> bool {
+        if contested {
+            self.contested.insert(interface)
+        } else {
+            self.contested.remove(&interface)
+        }
+    }
+
+    /// The preference an ADVERTISE on `interface` carries: `dhcp.v6.preference`, or 0 where
+    /// another server answers.
+    pub fn preference_on(&self, interface: u32) -> u8 {
+        if self.contested.contains(&interface) {
+            0
+        } else {
+            self.settings.preference
+        }
     }
 
     pub fn settings(&self) -> &Settings {
@@ -372,6 +399,10 @@ impl Core {
             }
             return self.information(&self.request(&packet, datagram, Vec::new()));
         };
+        if duid == coexist::PROBE_DUID {
+            // Our own coexistence probe, looped back.
+            return Err(Silence::OwnProbe);
+        }
         let request = self.request(&packet, datagram, duid.to_vec());
         self.check_server_id(message)?;
         if self
@@ -628,9 +659,10 @@ impl Core {
             return Ok(self.commit(request, granted, reply, now));
         }
         let mut advertise = self.reply(request, MessageType::Advertise, reply_ias);
-        advertise
-            .options
-            .push(code::PREFERENCE, vec![self.settings.preference]);
+        advertise.options.push(
+            code::PREFERENCE,
+            vec![self.preference_on(request.interface.index)],
+        );
         Ok(Action::Send(self.transmit(request, &advertise)))
     }
 

@@ -912,3 +912,104 @@ fn the_duid_names_a_machine_before_its_uuid_and_its_uuid_before_its_mac() {
     assert_eq!(settings.reservation(&duid, mac).map(|r| r.index), Some(0));
     assert_eq!(settings.reservation(&duid, None).map(|r| r.index), None);
 }
+
+#[test]
+fn our_own_probe_is_not_answered_and_a_contested_link_gets_preference_zero() {
+    let mut core = core();
+    let probe = coexist::probe_solicit([1, 2, 3]);
+    assert_eq!(decide_raw(&mut core, &probe), Err(Silence::OwnProbe));
+
+    let solicit = Msg::new(MessageType::Solicit, &duid_uuid(40)).ia(1, &[]);
+    let preference = |core: &mut Core| {
+        send(core, &solicit, t0())
+            .options
+            .get(code::PREFERENCE)
+            .map(<[u8]>::to_vec)
+    };
+    assert_eq!(preference(&mut core), Some(vec![255]));
+    assert!(core.set_contested(interface().index, true));
+    assert!(!core.set_contested(interface().index, true), "no change");
+    assert_eq!(preference(&mut core), Some(vec![0]));
+    // Another link is not affected.
+    assert!(!core.set_contested(interface().index + 1, false));
+    assert_eq!(preference(&mut core), Some(vec![0]));
+    assert!(core.set_contested(interface().index, false));
+    assert_eq!(preference(&mut core), Some(vec![255]));
+}
+
+#[test]
+fn the_probe_reads_another_servers_advertise_and_nothing_else() {
+    let probe = Message::parse(&coexist::probe_solicit([7, 8, 9])).unwrap();
+    assert_eq!(probe.message_type, MessageType::Solicit);
+    assert_eq!(probe.client_id(), Some(&coexist::PROBE_DUID[..]));
+    assert_eq!(probe.ia_nas().len(), 1);
+    assert!(
+        probe.options.get(code::RAPID_COMMIT).is_none(),
+        "no server may commit a lease to the probe"
+    );
+
+    let other_duid = vec![0, 1, 0, 1, 1, 2, 3, 4, 0x52, 0x54, 0, 0, 0, 1];
+    let advertise = |xid: [u8; 3], server: &[u8], preference: Option<u8>| {
+        let mut m = Message::new(MessageType::Advertise, xid);
+        m.options
+            .push(code::CLIENT_ID, coexist::PROBE_DUID.to_vec());
+        m.options.push(code::SERVER_ID, server.to_vec());
+        if let Some(p) = preference {
+            m.options.push(code::PREFERENCE, vec![p]);
+        }
+        m.options.push(
+            code::IA_NA,
+            IaNa {
+                iaid: coexist::PROBE_IAID,
+                t1: 0,
+                t2: 0,
+                addresses: vec![IaAddress {
+                    address: "fd00:99::77".parse().unwrap(),
+                    preferred: 100,
+                    valid: 200,
+                }],
+                status: None,
+            }
+            .emit(),
+        );
+        m.options
+            .push(code::BOOTFILE_URL, b"tftp://[fd00:99::2]/x.efi".to_vec());
+        m.emit()
+    };
+    let source: Ipv6Addr = "fe80::2".parse().unwrap();
+    let found = coexist::foreign_advertise(
+        &advertise([7, 8, 9], &other_duid, Some(10)),
+        source,
+        [7, 8, 9],
+        SERVER_DUID,
+    )
+    .expect("another server");
+    assert_eq!(found.duid, other_duid);
+    assert_eq!(found.preference, 10);
+    assert_eq!(found.offered, Some("fd00:99::77".parse().unwrap()));
+    assert_eq!(found.boot_url.as_deref(), Some("tftp://[fd00:99::2]/x.efi"));
+    // RFC 8415 18.2.9: no preference option is preference 0.
+    let plain = advertise([7, 8, 9], &other_duid, None);
+    assert_eq!(
+        coexist::foreign_advertise(&plain, source, [7, 8, 9], SERVER_DUID).map(|f| f.preference),
+        Some(0)
+    );
+    // Our own answer, another transaction, or not an ADVERTISE: not another server.
+    assert_eq!(
+        coexist::foreign_advertise(&plain, source, [7, 8, 9], &other_duid),
+        None
+    );
+    assert_eq!(
+        coexist::foreign_advertise(&plain, source, [7, 8, 0], SERVER_DUID),
+        None
+    );
+    assert_eq!(
+        coexist::foreign_advertise(
+            &coexist::probe_solicit([7, 8, 9]),
+            source,
+            [7, 8, 9],
+            SERVER_DUID
+        ),
+        None
+    );
+}
