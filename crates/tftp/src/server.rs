@@ -26,9 +26,7 @@ use tokio_util::task::TaskTracker;
 use tracing::{debug, error, info, warn};
 
 use self::admission::{Route, Session, SessionGuard, Tally, UnconfirmedSlot, admit, allowed};
-use crate::cache::{FileCache, Source};
 use crate::error::TftpError;
-use crate::fs::{AccessError, Root, Upload, WritePolicy};
 use crate::netascii;
 use crate::proto::{
     BlockSource, DEFAULT_RECEIVE_BUFFER_BUDGET, Negotiated, Outcome, ReadTransfer, Settings, Stats,
@@ -37,6 +35,9 @@ use crate::proto::{
 use crate::segments::{MAX_SEGMENTS, Segments};
 use crate::unconfirmed::UnconfirmedBounds;
 use crate::wire::{self, ErrorCode, MAX_BLKSIZE, MAX_PACKET, Mode, Packet, Request};
+use kindling_files::{
+    AccessError, BootFile, BootTree, Contents, Inbox, Lookup, Upload, WritePolicy,
+};
 
 /// Netascii files are converted in memory; larger ones are refused rather than buffered.
 const MAX_NETASCII_FILE: u64 = 64 * 1024 * 1024;
@@ -73,13 +74,14 @@ struct Listener {
 #[derive(Debug)]
 struct Active {
     config: Arc<TftpConfig>,
-    root: Arc<Root>,
 }
 
 #[derive(Debug)]
 struct Shared {
     active: RwLock<Arc<Active>>,
-    cache: FileCache,
+    /// What a requested name means: the binary's boot tree, shared with the other services
+    /// that serve files. Its root is replaced by the binary on reload.
+    tree: BootTree,
     /// Peers with a transfer queued or running.
     sessions: Mutex<HashMap<SocketAddr, Session>>,
     permits: Arc<Semaphore>,
@@ -95,13 +97,13 @@ struct Shared {
 }
 
 impl TftpService {
-    /// Opens the root and binds every listening address. Nothing is served until `run`.
-    pub async fn bind(config: Arc<TftpConfig>) -> Result<Self, TftpError> {
-        let root = open_root(&config)?;
+    /// Binds every listening address; files are served from `tree`. Nothing is served until
+    /// `run`.
+    pub async fn bind(config: Arc<TftpConfig>, tree: BootTree) -> Result<Self, TftpError> {
         let listeners = bind_all(&config.listen)?;
         let (control_tx, control_rx) = mpsc::channel(4);
         let shared = Arc::new(Shared {
-            cache: FileCache::new(config.cache_size),
+            tree,
             permits: Arc::new(Semaphore::new(config.max_sessions)),
             limit: AtomicUsize::new(config.max_sessions),
             queued: AtomicUsize::new(0),
@@ -114,10 +116,7 @@ impl TftpService {
             sessions: Mutex::new(HashMap::new()),
             transfers: TaskTracker::new(),
             next_seed: AtomicU64::new(seed_from_clock()),
-            active: RwLock::new(Arc::new(Active {
-                config,
-                root: Arc::new(root),
-            })),
+            active: RwLock::new(Arc::new(Active { config })),
         });
         Ok(Self {
             shared,
@@ -160,7 +159,7 @@ impl TftpService {
             tokio::select! {
                 _ = shutdown.cancelled() => break,
                 _ = sweep.tick() => {
-                    shared.cache.evict_idle(now());
+                    shared.tree.evict_idle(now());
                     shared.tally.summarize(CACHE_SWEEP);
                 }
                 control = control_rx.recv() => match control {
@@ -205,13 +204,6 @@ impl TftpHandle {
     pub fn stop_listening(&self) {
         let _ = self.control.try_send(Control::StopListening);
     }
-}
-
-fn open_root(config: &TftpConfig) -> Result<Root, TftpError> {
-    Root::open(&config.root).map_err(|source| TftpError::Root {
-        path: config.root.clone(),
-        source,
-    })
 }
 
 fn bind_all(addresses: &[SocketAddr]) -> Result<Vec<Listener>, TftpError> {
@@ -270,7 +262,6 @@ fn reload(
     config: Arc<TftpConfig>,
     shutdown: &CancellationToken,
 ) -> Result<(), TftpError> {
-    let root = open_root(&config)?;
     // A listener stays when the new config names it as before or by the address it is bound
     // to (a config that said port 0 and now names the port the kernel chose).
     let is_running = |addr: &SocketAddr| {
@@ -311,10 +302,7 @@ fn reload(
     *shared
         .active
         .write()
-        .unwrap_or_else(PoisonError::into_inner) = Arc::new(Active {
-        config,
-        root: Arc::new(root),
-    });
+        .unwrap_or_else(PoisonError::into_inner) = Arc::new(Active { config });
     Ok(())
 }
 
@@ -784,23 +772,24 @@ impl Job {
             return Report::refused(String::new(), "unparsable request".into());
         };
         let file = printable(request.filename);
-        let root = Arc::clone(&self.active.root);
+        let tree = self.shared.tree.clone();
         let name = request.filename.to_vec();
-        let write_config = &self.active.config.write;
+        let client = self.peer.ip();
         // The inbox holds switch configs (password hashes, SNMP communities): it is
         // write-only except for the restore network.
-        let inbox = match &write_config.read_from {
-            Some(networks) if allowed(Some(networks), self.peer.ip()) => None,
-            _ => Some(write_config.dir.clone()),
+        let inbox = match &self.active.config.write.read_from {
+            Some(networks) if allowed(Some(networks), client) => Inbox::Readable,
+            _ => Inbox::Hidden,
         };
         let opened = tokio::task::spawn_blocking(move || {
-            let opened = root.open_read(&name)?;
-            match inbox {
-                Some(dir) if root.is_inside(&dir, &opened.file)? => Err(AccessError::forbidden(
-                    "the file is in the upload directory and the client is not in tftp.write.read_from",
-                )),
-                _ => Ok(opened),
-            }
+            tree.resolve(
+                &Lookup {
+                    name: &name,
+                    client,
+                    inbox,
+                },
+                now(),
+            )
         })
         .await;
         let opened = match opened {
@@ -902,26 +891,26 @@ impl Job {
     async fn source_for(
         &self,
         request: &Request<'_>,
-        opened: crate::fs::OpenedFile,
-    ) -> Result<Source, (ErrorCode, &'static str, String)> {
+        opened: BootFile,
+    ) -> Result<Contents, (ErrorCode, &'static str, String)> {
         if request.mode == Mode::Netascii {
-            if opened.len > MAX_NETASCII_FILE {
+            if opened.len() > MAX_NETASCII_FILE {
                 return Err((
                     ErrorCode::NotDefined,
                     "file too large for netascii",
                     "refused: file too large for netascii mode".into(),
                 ));
             }
-            let file = opened.file;
+            let contents = opened.contents;
             let encoded = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
-                use std::io::Read;
-                let mut raw = Vec::new();
-                (&file).read_to_end(&mut raw)?;
+                let mut raw = vec![0u8; usize::try_from(contents.len()).unwrap_or(0)];
+                let read = contents.read_at(0, &mut raw)?;
+                raw.truncate(read);
                 Ok(netascii::encode(&raw))
             })
             .await;
             return match encoded {
-                Ok(Ok(bytes)) => Ok(Source::Memory(bytes.into())),
+                Ok(Ok(bytes)) => Ok(Contents::Memory(bytes.into())),
                 Ok(Err(read_error)) => Err((
                     ErrorCode::NotDefined,
                     "read error",
@@ -934,10 +923,7 @@ impl Job {
                 )),
             };
         }
-        Ok(self
-            .shared
-            .cache
-            .source(opened.identity, opened.file, opened.len, now()))
+        Ok(opened.contents)
     }
 
     async fn write(&mut self, mut transport: Transport) -> Report {
@@ -959,7 +945,7 @@ impl Job {
             overwrite: write_config.overwrite,
             max_size: write_config.max_size,
         };
-        let root = Arc::clone(&self.active.root);
+        let root = self.shared.tree.root();
         let name = request.filename.to_vec();
         let created = tokio::task::spawn_blocking(move || root.create_upload(&name, &policy)).await;
         let upload = match created {
@@ -1012,8 +998,8 @@ impl Job {
                     Ok(Err(access_error)) => {
                         warn!(peer = %self.peer, file = %file, error = %access_error, "upload could not be stored");
                         Err((
-                            ErrorCode::from(access_error.tftp_code()),
-                            access_error.client_message().to_string(),
+                            access_code(&access_error),
+                            client_message(&access_error).to_string(),
                         ))
                     }
                     Err(join_error) => Err((
@@ -1164,10 +1150,47 @@ async fn send_access_error(transport: &Transport, peer: SocketAddr, access_error
     send_error(
         transport,
         peer,
-        ErrorCode::from(access_error.tftp_code()),
-        access_error.client_message(),
+        access_code(access_error),
+        client_message(access_error),
     )
     .await;
+}
+
+/// The TFTP error code (RFC 1350) for a refusal of the boot tree.
+fn access_code(access_error: &AccessError) -> ErrorCode {
+    match access_error {
+        AccessError::NotFound => ErrorCode::FileNotFound,
+        AccessError::Forbidden(_) => ErrorCode::AccessViolation,
+        AccessError::NoSpace => ErrorCode::DiskFull,
+        AccessError::Exists => ErrorCode::FileExists,
+        AccessError::Io(_) => ErrorCode::NotDefined,
+    }
+}
+
+/// The message sent to the client: short, and never a server path or reason.
+fn client_message(access_error: &AccessError) -> &'static str {
+    match access_error {
+        AccessError::NotFound => "File not found",
+        AccessError::Forbidden(_) => "Access violation",
+        AccessError::NoSpace => "Disk full or allocation exceeded",
+        AccessError::Exists => "File already exists",
+        AccessError::Io(_) => "I/O error",
+    }
+}
+
+/// The boot tree's bytes, as the transfer core reads them.
+impl BlockSource for Contents {
+    fn len(&self) -> u64 {
+        Contents::len(self)
+    }
+
+    fn read_at(&self, offset: u64, buf: &mut [u8]) -> std::io::Result<usize> {
+        Contents::read_at(self, offset, buf)
+    }
+
+    fn lend(&self, offset: u64, len: usize) -> Option<&[u8]> {
+        Contents::lend(self, offset, len)
+    }
 }
 
 /// The largest blksize that crosses the receiving interface without IP fragmentation.
@@ -1216,5 +1239,29 @@ impl Timer {
         }
         self.sleep.as_mut().await;
         self.armed = None;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boot_tree_refusals_map_to_tftp_codes_without_leaking_paths() {
+        let cases = [
+            (AccessError::NotFound, 1),
+            (
+                AccessError::forbidden("symlink leaves root: /srv/tftp/x"),
+                2,
+            ),
+            (AccessError::NoSpace, 3),
+            (AccessError::Exists, 6),
+            (AccessError::Io(std::io::Error::other("/srv/tftp/x")), 0),
+        ];
+        for (err, code) in cases {
+            assert_eq!(access_code(&err).as_u16(), code, "{err:?}");
+            assert!(!client_message(&err).contains("/srv"), "{err:?}");
+            assert!(!client_message(&err).is_empty());
+        }
     }
 }
