@@ -704,7 +704,7 @@ fn write_boot_file_check(out: &mut String, scene: &Scene<'_>, file: &BootFile, r
         return;
     };
     let root = &tftp.root;
-    let problem = match kindling_tftp::fs::Root::open(root) {
+    let problem = match kindling_files::Root::open(root) {
         Err(error) => format!(
             "the TFTP root \"{}\" cannot be opened ({error}; a relative root is relative to \
              the working directory), so {path:?} cannot be served",

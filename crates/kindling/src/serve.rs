@@ -11,6 +11,7 @@ use kindling_config::{Config, DhcpMode, Loaded, LogFormat};
 use kindling_dhcp::service::{DhcpHandle, DhcpService, QuietRaService, ServiceConfig};
 use kindling_dhcp::v4::server::{Environment, Settings};
 use kindling_dns::{DnsError, DnsHandle, DnsService, DnsSettings};
+use kindling_files::{BootTree, TreeConfig};
 use kindling_tftp::{TftpHandle, TftpService};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinHandle;
@@ -78,6 +79,7 @@ fn quiet_hickory(level: &str) -> String {
 
 struct RunningTftp {
     handle: TftpHandle,
+    tree: BootTree,
     task: JoinHandle<()>,
     shutdown: CancellationToken,
 }
@@ -87,7 +89,9 @@ async fn start_tftp(config: &Config) -> anyhow::Result<Option<RunningTftp>> {
         info!("tftp is off (no tftp section, or enabled: false)");
         return Ok(None);
     };
-    let service = TftpService::bind(Arc::new(tftp_config.clone()))
+    let tree = BootTree::open(&TreeConfig::from_tftp(tftp_config))
+        .with_context(|| format!("opening tftp.root {}", tftp_config.root.display()))?;
+    let service = TftpService::bind(Arc::new(tftp_config.clone()), tree.clone())
         .await
         .context("starting the TFTP service")?;
     for addr in service.local_addrs() {
@@ -98,6 +102,7 @@ async fn start_tftp(config: &Config) -> anyhow::Result<Option<RunningTftp>> {
     let task = tokio::spawn(service.run(shutdown.clone()));
     Ok(Some(RunningTftp {
         handle,
+        tree,
         task,
         shutdown,
     }))
@@ -506,11 +511,14 @@ async fn reload(
     }
     match (tftp.as_ref(), &new_config.tftp) {
         (Some(running), Some(new_tftp)) => {
+            let layout = BootTree::prepare(&TreeConfig::from_tftp(new_tftp))
+                .with_context(|| format!("opening tftp.root {}", new_tftp.root.display()))?;
             running
                 .handle
                 .reload(Arc::new(new_tftp.clone()))
                 .await
                 .context("applying the new tftp section")?;
+            running.tree.install(layout);
         }
         (None, Some(_)) => {
             *tftp = start_tftp(&new_config).await?;
