@@ -341,6 +341,9 @@ fn dhcp(out: &mut Out, d: &DhcpConfig) {
             if !r.options.is_empty() {
                 options(out, 6, "options", &r.options);
             }
+            if !r.labels.is_empty() {
+                labels(out, 6, &r.labels);
+            }
         }
     }
     out.line(2, "v6:");
@@ -438,7 +441,79 @@ pub(crate) fn to_yaml(config: &Config) -> String {
         Some(d) => dns(&mut out, d),
         None => out.line(0, "# dns: off"),
     }
+    profiles(&mut out, &config.profiles);
     out.0
+}
+
+fn labels(out: &mut Out, indent: usize, labels: &std::collections::BTreeMap<String, String>) {
+    let items: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| format!("{}: {}", quote(k), quote(v)))
+        .collect();
+    out.kv(indent, "labels", &format!("{{ {} }}", items.join(", ")));
+}
+
+fn profiles(out: &mut Out, profiles: &[ProfileConfig]) {
+    if profiles.is_empty() {
+        out.kv(0, "profiles", "[]");
+        return;
+    }
+    out.line(0, "profiles:");
+    for p in profiles {
+        out.kv(2, "- name", &quote(&p.name));
+        let m = &p.selectors;
+        if *m != ProfileMatch::default() {
+            out.line(4, "match:");
+            let list = |items: Vec<String>| format!("[{}]", items.join(", "));
+            if !m.mac.is_empty() {
+                out.kv(6, "mac", &list(m.mac.iter().map(|x| quote(x)).collect()));
+            }
+            if !m.uuid.is_empty() {
+                out.kv(
+                    6,
+                    "uuid",
+                    &list(m.uuid.iter().map(|u| quote(&format_uuid(u))).collect()),
+                );
+            }
+            if !m.arch.is_empty() {
+                out.kv(
+                    6,
+                    "arch",
+                    &list(m.arch.iter().map(u16::to_string).collect()),
+                );
+            }
+            if !m.kind.is_empty() {
+                out.kv(6, "kind", &list(m.kind.iter().map(|x| quote(x)).collect()));
+            }
+            if !m.hostname.is_empty() {
+                out.kv(
+                    6,
+                    "hostname",
+                    &list(m.hostname.iter().map(|x| quote(x)).collect()),
+                );
+            }
+            if !m.labels.is_empty() {
+                labels(out, 6, &m.labels);
+            }
+        }
+        // A block scalar keeps the script readable when it round-trips exactly as one.
+        let block = p.ipxe.ends_with('\n')
+            && !p.ipxe.ends_with("\n\n")
+            && !p.ipxe.starts_with([' ', '\n'])
+            && !p.ipxe.contains(['\r', '\t']);
+        if block {
+            out.line(4, "ipxe: |");
+            for line in p.ipxe.lines() {
+                if line.is_empty() {
+                    out.0.push('\n');
+                } else {
+                    out.line(6, line);
+                }
+            }
+        } else {
+            out.kv(4, "ipxe", &quote(&p.ipxe));
+        }
+    }
 }
 
 /// An RFC 4122 UUID as `8-4-4-4-12` lower-case hex.

@@ -193,6 +193,7 @@ fn full_example_has_the_contract_values() {
             },
             ignore: false,
             options: Vec::new(),
+            labels: Default::default(),
         }
     );
     assert_eq!(d.reservations[1].mac.as_deref(), Some("52:54:00:00:00:11"));

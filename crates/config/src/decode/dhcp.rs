@@ -57,6 +57,7 @@ const RESERVATION_KEYS: &[&str] = &[
     "boot",
     "ignore",
     "options",
+    "labels",
 ];
 
 const VENDOR_CLASSES_KEYS: &[&str] = &["pxe", "http"];
@@ -644,7 +645,7 @@ pub fn parse_uuid(s: &str) -> Option<[u8; 16]> {
     Some(uuid)
 }
 
-fn normalise_mac(s: &str) -> Option<String> {
+pub(crate) fn normalise_mac(s: &str) -> Option<String> {
     let sep = if s.contains('-') { '-' } else { ':' };
     let parts: Vec<&str> = s.split(sep).collect();
     let ok = parts.len() == 6
@@ -793,6 +794,10 @@ fn decode_reservations(
             .get("options")
             .map(|n| decode_options(ctx, &f.key("options"), n))
             .unwrap_or_default();
+        let labels = f
+            .get("labels")
+            .map(|n| super::profiles::labels(ctx, &f.key("labels"), n))
+            .unwrap_or_default();
         let ignore = ignore.unwrap_or(false);
         if ignore {
             for name in ["ip", "hostname", "boot", "options"] {
@@ -828,6 +833,7 @@ fn decode_reservations(
                 boot,
                 ignore,
                 options,
+                labels,
             });
         }
     }
