@@ -39,6 +39,16 @@ fn link() -> Link {
         name: "vsrv".into(),
         link_local: Some(ours()),
         mac: Some(MAC),
+        addresses: vec!["fd00:99::1".parse().unwrap()],
+    }
+}
+
+/// The quiet RA alone (`dhcp.v6.quiet_ra: auto`, no router_advertisements).
+fn quiet() -> Settings {
+    Settings {
+        quiet: true,
+        prefixes: Vec::new(),
+        default_router: false,
     }
 }
 
@@ -51,7 +61,7 @@ fn secs(n: u64) -> Duration {
 }
 
 struct Lab {
-    core: QuietRa<FixedJitter>,
+    core: Advertiser<FixedJitter>,
     start: Instant,
 }
 
@@ -68,7 +78,7 @@ impl Lab {
 
     fn starting(delay: Duration) -> Lab {
         let start = Instant::now();
-        let mut core = QuietRa::new(FixedJitter(delay));
+        let mut core = Advertiser::new(FixedJitter(delay), quiet());
         core.set_links(start, vec![link()]);
         Lab { core, start }
     }
@@ -146,6 +156,7 @@ fn advertisement(router_lifetime: u16) -> Vec<u8> {
         reachable_time: 0,
         retrans_timer: 0,
         source_link_layer: None,
+        prefixes: Vec::new(),
     })
     .emit(&mut bytes);
     bytes
@@ -197,6 +208,8 @@ fn a_solicitation_gets_the_quiet_advertisement_multicast_to_all_nodes() {
         lab.events(),
         [Event::Sent {
             interface: "vsrv".into(),
+            kind: Sent::Quiet,
+            router_lifetime: 0,
             solicitations: 1
         }]
     );
@@ -239,6 +252,8 @@ fn at_most_one_advertisement_per_three_seconds_answers_every_solicitation_meanwh
         lab.events(),
         [Event::Sent {
             interface: "vsrv".into(),
+            kind: Sent::Quiet,
+            router_lifetime: 0,
             solicitations: 3
         }]
     );
@@ -434,7 +449,7 @@ fn bad_solicitations_are_dropped_with_their_reason() {
 #[test]
 fn an_interface_without_a_link_local_address_neither_solicits_nor_answers() {
     let start = Instant::now();
-    let mut core = QuietRa::new(FixedJitter(ms(0)));
+    let mut core = Advertiser::new(FixedJitter(ms(0)), quiet());
     let bare = Link {
         link_local: None,
         ..link()

@@ -1,55 +1,111 @@
-//! The tokio shell around the quiet-RA core ([`crate::v6::ra`]): one raw ICMPv6 socket that
-//! sees only router solicitations and advertisements, joined to ff02::2 on every served
-//! interface, the interface table (re-read every few seconds so interfaces and link-local
-//! addresses that appear later are served), and the core's timer.
+//! The tokio shell around the router advertisement core ([`crate::v6::ra`]): one raw ICMPv6
+//! socket that sees only router solicitations and advertisements, joined to ff02::2 on every
+//! served interface, the interface table (re-read every few seconds so interfaces and
+//! addresses that appear later are served), the core's timer, and new settings on reload.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant, SystemTime};
 
+use ipnet::{IpNet, Ipv6Net};
+use kindling_config::{DhcpConfig, DhcpMode};
 use kindling_udp::icmpv6::{ALL_ROUTERS, Icmpv6Socket};
 use kindling_udp::netif::{InterfaceTable, NetInterface};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
-use crate::v6::ra::{DropReason, Event, Jitter, Link, QuietRa, Received, wire};
+use crate::v6::ra::{Advertiser, DropReason, Event, Jitter, Link, Received, Sent, Settings, wire};
 
 /// How often the interface table is read again.
 const REFRESH: Duration = Duration::from_secs(5);
 /// The receive buffer: the largest IPv6 payload, so nothing a link can carry is cut.
 const RECV_BUFFER: usize = 65_536;
 
-/// Why the quiet-RA responder could not start.
+/// Why the router advertisement service could not start.
 #[derive(Debug, thiserror::Error)]
-pub enum QuietRaError {
+pub enum RaError {
     #[error("opening a raw ICMPv6 socket (needs CAP_NET_RAW): {0}")]
     Socket(#[source] std::io::Error),
 }
 
-/// A bound quiet-RA responder, ready to `run`.
-#[derive(Debug)]
-pub struct QuietRaService {
-    socket: Icmpv6Socket,
+/// What the service does, from the config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RaConfig {
     /// `dhcp.interfaces`; `None`: every interface but loopback.
-    interfaces: Option<Vec<String>>,
+    pub interfaces: Option<Vec<String>>,
+    pub settings: Settings,
 }
 
-impl QuietRaService {
+impl RaConfig {
+    /// The service's config: `None` when it has nothing to do (neither the quiet RA nor, in
+    /// server mode, `dhcp.v6.router_advertisements`). Full advertisements are sent only in
+    /// server mode: in proxy mode the segment's own router advertises.
+    pub fn from_config(dhcp: &DhcpConfig) -> Option<RaConfig> {
+        let quiet = dhcp.quiet_ra_enabled();
+        let (prefixes, default_router) = match &dhcp.v6 {
+            Some(v6) if v6.router_advertisements && dhcp.mode == DhcpMode::Server => {
+                let prefixes: Vec<Ipv6Net> = v6
+                    .subnets
+                    .iter()
+                    .filter_map(|s| match s.network {
+                        IpNet::V6(net) => Some(net),
+                        IpNet::V4(_) => None,
+                    })
+                    .collect();
+                (prefixes, v6.default_router)
+            }
+            _ => (Vec::new(), false),
+        };
+        if !quiet && prefixes.is_empty() {
+            return None;
+        }
+        Some(RaConfig {
+            interfaces: dhcp.interfaces.clone(),
+            settings: Settings {
+                quiet,
+                prefixes,
+                default_router,
+            },
+        })
+    }
+}
+
+/// A bound router advertisement service, ready to `run`.
+#[derive(Debug)]
+pub struct RaService {
+    socket: Icmpv6Socket,
+    config: RaConfig,
+}
+
+impl RaService {
     /// Opens the raw ICMPv6 socket. Nothing is sent until `run`.
-    pub fn bind(interfaces: Option<Vec<String>>) -> Result<QuietRaService, QuietRaError> {
+    pub fn bind(config: RaConfig) -> Result<RaService, RaError> {
         let socket = Icmpv6Socket::open(&[wire::ROUTER_SOLICITATION, wire::ROUTER_ADVERTISEMENT])
-            .map_err(QuietRaError::Socket)?;
-        Ok(QuietRaService { socket, interfaces })
+            .map_err(RaError::Socket)?;
+        Ok(RaService { socket, config })
     }
 
-    /// Answers solicitations until `shutdown` is cancelled.
-    pub async fn run(self, shutdown: CancellationToken) {
-        let QuietRaService { socket, interfaces } = self;
+    /// Advertises and answers solicitations until `shutdown` is cancelled, taking new configs
+    /// from `reload`; at shutdown an interface that was a default router sends its final
+    /// advertisement.
+    pub async fn run(self, shutdown: CancellationToken, mut reload: watch::Receiver<RaConfig>) {
+        let RaService { socket, config } = self;
+        let mut interfaces = config.interfaces;
         let mut table = InterfaceTable::new();
-        let mut core = QuietRa::new(SeededJitter::new());
+        let mut core = Advertiser::new(SeededJitter::new(), config.settings.clone());
         let mut joined = BTreeSet::new();
         let links = served(&mut table, interfaces.as_deref(), &socket, &mut joined);
         let names: Vec<&str> = links.iter().map(|l| l.name.as_str()).collect();
-        tracing::info!(interfaces = ?names, "dhcp: quiet router advertisements on");
+        let advertise = !config.settings.prefixes.is_empty();
+        tracing::info!(
+            interfaces = ?names,
+            quiet = config.settings.quiet,
+            advertise,
+            default_router = config.settings.default_router,
+            "dhcp: router advertisements on"
+        );
         core.set_links(Instant::now(), links);
+        let mut advertising = Vec::new();
+        note_advertising(&core, &mut advertising);
         flush(&socket, &mut core).await;
         let mut refresh = tokio::time::interval(REFRESH);
         refresh.tick().await;
@@ -59,6 +115,19 @@ impl QuietRaService {
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
+                changed = reload.changed() => {
+                    if changed.is_err() {
+                        // The sender is gone: keep serving what we have until shutdown.
+                        shutdown.cancelled().await;
+                        break;
+                    }
+                    let config = reload.borrow_and_update().clone();
+                    interfaces = config.interfaces;
+                    core.set_settings(Instant::now(), config.settings);
+                    let links = served(&mut table, interfaces.as_deref(), &socket, &mut joined);
+                    core.set_links(Instant::now(), links);
+                    note_advertising(&core, &mut advertising);
+                }
                 received = socket.recv(&mut buf) => match received {
                     Ok(meta) => {
                         let Some(ifindex) = meta.ifindex else { continue };
@@ -77,14 +146,30 @@ impl QuietRaService {
                     table.refresh();
                     let links = served(&mut table, interfaces.as_deref(), &socket, &mut joined);
                     core.set_links(Instant::now(), links);
+                    note_advertising(&core, &mut advertising);
                 }
             }
             flush(&socket, &mut core).await;
         }
+        core.stop(Instant::now());
+        flush(&socket, &mut core).await;
         for ifindex in joined {
             let _ = socket.leave(ALL_ROUTERS, ifindex);
         }
     }
+}
+
+/// Logs which interfaces advertise which prefixes when that changes.
+fn note_advertising<J: Jitter>(core: &Advertiser<J>, last: &mut Vec<(String, Vec<Ipv6Net>)>) {
+    let now = core.advertising();
+    if now == *last {
+        return;
+    }
+    for (interface, prefixes) in &now {
+        let prefixes: Vec<String> = prefixes.iter().map(ToString::to_string).collect();
+        tracing::info!(%interface, ?prefixes, "dhcp: advertising as the DHCPv6 segment's router (M and O set)");
+    }
+    *last = now;
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -123,13 +208,14 @@ fn served(
             name: interface.name.clone(),
             link_local: interface.ipv6_link_local,
             mac: interface.mac,
+            addresses: interface.ipv6.iter().map(Ipv6Net::addr).collect(),
         });
     }
     joined.retain(|index| links.iter().any(|l| l.index == *index));
     links
 }
 
-async fn flush(socket: &Icmpv6Socket, core: &mut QuietRa<SeededJitter>) {
+async fn flush(socket: &Icmpv6Socket, core: &mut Advertiser<SeededJitter>) {
     while let Some(transmit) = core.poll_transmit() {
         if let Err(error) = socket
             .send(
@@ -152,8 +238,29 @@ fn log(event: Event) {
     match event {
         Event::Sent {
             interface,
+            kind: Sent::Quiet,
             solicitations,
+            ..
         } => tracing::debug!(%interface, solicitations, "dhcp: quiet router advertisement sent"),
+        Event::Sent {
+            interface,
+            kind: Sent::Final,
+            ..
+        } => {
+            tracing::info!(%interface, "dhcp: final router advertisement sent (router lifetime 0)")
+        }
+        Event::Sent {
+            interface,
+            kind,
+            router_lifetime,
+            solicitations,
+        } => tracing::debug!(
+            %interface,
+            ?kind,
+            router_lifetime,
+            solicitations,
+            "dhcp: router advertisement sent"
+        ),
         Event::RouterHeard {
             interface,
             router,
@@ -171,6 +278,38 @@ fn log(event: Event) {
             %interface,
             "dhcp: no router has advertised here for its lifetime; answering router solicitations again"
         ),
+        Event::OtherRouter {
+            interface,
+            router,
+            router_lifetime,
+            managed,
+            other,
+            prefixes,
+            flags_disagree,
+            prefixes_disagree,
+        } => {
+            let prefixes: Vec<String> = prefixes.iter().map(ToString::to_string).collect();
+            let disagreement = match (flags_disagree, prefixes_disagree) {
+                (false, false) => "its flags and prefixes agree with ours",
+                (true, false) => "its M/O flags disagree with ours (M=1 O=1)",
+                (false, true) => "its on-link prefixes disagree with ours",
+                (true, true) => {
+                    "its M/O flags (ours: M=1 O=1) and on-link prefixes disagree with ours"
+                }
+            };
+            tracing::warn!(
+                %interface,
+                %router,
+                router_lifetime,
+                managed,
+                other,
+                ?prefixes,
+                flags_disagree,
+                prefixes_disagree,
+                "dhcp: another router {router} advertises on {interface}, where Kindling advertises too \
+                 (dhcp.v6.router_advertisements); {disagreement}"
+            );
+        }
         Event::Dropped {
             interface,
             source,
