@@ -183,7 +183,7 @@ impl Jitter for ScriptedJitter {
     }
 }
 
-/// A script of received messages: a first byte seeding the delays whose lowest bit chooses
+/// A script of received messages: a first byte seeding the delays whose highest bit chooses
 /// the mode (0: quiet, 1: advertising fd00:99::/64 as a default router, the interface holding
 /// fd00:99::1); then per step a flags byte (bit 0: hop limit 255; bits 1-3: the source: a
 /// client's link-local, ::, a global address, a router's link-local, ours; bit 4: truncated;
@@ -204,7 +204,7 @@ pub fn quiet_ra(data: &[u8]) -> usize {
         prefixes: if advertise { vec![prefix] } else { Vec::new() },
         default_router: true,
     };
-    let mut advertise = seed & 1 == 1;
+    let mut advertise = seed & 0x80 != 0;
     let start = Instant::now();
     let mut core = Advertiser::new(ScriptedJitter(u64::from(seed)), mode(advertise));
     core.set_links(
