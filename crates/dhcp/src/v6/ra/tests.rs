@@ -1064,3 +1064,29 @@ fn a_link_outside_every_subnet_gets_the_quiet_answer_or_nothing() {
         assert_eq!(core.poll_timeout(), None, "no periodic advertisement");
     }
 }
+
+proptest! {
+    /// The fuzz target's invariants (crate::v6::fuzzing::quiet_ra) on random scripts of
+    /// solicitations, advertisements (with and without prefixes) and garbage, in both modes.
+    #[test]
+    fn random_scripts_keep_the_fuzz_invariants(
+        seed in any::<u8>(),
+        steps in proptest::collection::vec(
+            (any::<u8>(), any::<u8>(), 0u8..4, proptest::collection::vec(any::<u8>(), 0..40)),
+            0..40,
+        ),
+    ) {
+        let mut script = vec![seed];
+        for (flags, elapsed, kind, garbage) in steps {
+            let bytes = match kind {
+                0 => solicitation(None),
+                1 => advertisement(0),
+                2 => other_advertisement(flags & 1 == 1, flags & 2 == 2, &["fd00:99::/64"]),
+                _ => garbage,
+            };
+            script.extend_from_slice(&[flags, elapsed, bytes.len() as u8]);
+            script.extend_from_slice(&bytes);
+        }
+        crate::v6::fuzzing::quiet_ra(&script);
+    }
+}
