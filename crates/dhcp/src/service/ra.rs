@@ -347,3 +347,54 @@ impl Jitter for SeededJitter {
         Duration::from_micros(draw % max_micros.saturating_add(1))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, reason = "tests fail loudly")]
+
+    use super::*;
+
+    fn ra_config(text: &str) -> Option<RaConfig> {
+        let config = kindling_config::parse(text, "test.yaml").unwrap().config;
+        RaConfig::from_config(config.dhcp.as_ref().unwrap())
+    }
+
+    const SERVER: &str = "dhcp:\n  mode: server\n  interfaces: [eth1]\n  subnets:\n    - network: 10.99.0.0/24\n      range: [10.99.0.100, 10.99.0.200]\n";
+    const V6: &str = "    subnets:\n      - { network: \"fd00:99::/64\", range: [\"fd00:99::100\", \"fd00:99::1ff\"] }\n";
+
+    #[test]
+    fn router_advertisements_in_server_mode_advertise_the_v6_subnets() {
+        let config = ra_config(&format!(
+            "{SERVER}  v6:\n    router_advertisements: true\n    default_router: true\n{V6}"
+        ))
+        .unwrap();
+        assert_eq!(config.interfaces, Some(vec!["eth1".to_string()]));
+        assert_eq!(
+            config.settings,
+            Settings {
+                quiet: true,
+                prefixes: vec!["fd00:99::/64".parse().unwrap()],
+                default_router: true,
+            }
+        );
+        // Without the key: the quiet RA alone.
+        let quiet = ra_config(&format!("{SERVER}  v6:\n{V6}")).unwrap();
+        assert!(quiet.settings.quiet && quiet.settings.prefixes.is_empty());
+        // Advertising without the quiet RA still runs the service.
+        let alone = ra_config(&format!(
+            "{SERVER}  v6:\n    quiet_ra: off\n    router_advertisements: true\n{V6}"
+        ))
+        .unwrap();
+        assert!(!alone.settings.quiet && alone.settings.prefixes.len() == 1);
+        assert_eq!(
+            ra_config(&format!("{SERVER}  v6:\n    quiet_ra: off\n{V6}")),
+            None
+        );
+    }
+
+    #[test]
+    fn proxy_mode_sends_no_router_advertisements() {
+        let text = "dhcp:\n  mode: proxy\n  v6:\n    router_advertisements: true\n    subnets:\n      - { network: \"fd00:99::/64\", range: [\"fd00:99::100\", \"fd00:99::1ff\"] }\n";
+        assert_eq!(ra_config(text), None);
+    }
+}
