@@ -173,6 +173,47 @@ fn default_router_advertises_a_router_lifetime_and_a_final_zero_at_shutdown() {
     });
 }
 
+/// SIGHUP with `default_router: true` added: the running service takes it (no restart) and
+/// its advertisements carry the router lifetime.
+#[test]
+fn a_reload_turns_the_default_router_on() {
+    let lab = Lab::new("rareload", 68);
+    let client = lab.add_client("client", "52:54:00:99:68:10");
+    let server_ll = link_local(&lab.server);
+    link_local(&client);
+    let mut daemon = start(&lab, Fixture::new(), "    router_advertisements: true\n");
+    let text = rdisc6_from(&client, &server_ll, &daemon);
+    assert_eq!(
+        value(advertisement_from(&text, &server_ll), "Router lifetime"),
+        "0 (0x00000000) seconds"
+    );
+    let config = std::fs::read_to_string(daemon.config_path()).unwrap();
+    let reloaded = config.replace(
+        "router_advertisements: true\n",
+        "router_advertisements: true\n    default_router: true\n",
+    );
+    assert_ne!(config, reloaded);
+    std::fs::write(daemon.config_path(), reloaded).unwrap();
+    daemon.signal(1);
+    daemon.wait_for_log("config reloaded", Duration::from_secs(5));
+    let text = rdisc6_from(&client, &server_ll, &daemon);
+    let section = advertisement_from(&text, &server_ll);
+    assert_full_advertisement(section, &lab);
+    assert_eq!(
+        value(section, "Router lifetime"),
+        "90 (0x0000005a) seconds",
+        "{section}\n{}",
+        daemon.log()
+    );
+    // One service throughout: it did not start again.
+    assert_eq!(
+        daemon.log().matches("router advertisements on").count(),
+        1,
+        "{}",
+        daemon.log()
+    );
+}
+
 #[test]
 fn another_router_on_the_segment_is_logged_and_kindling_keeps_advertising() {
     require("radvd");
