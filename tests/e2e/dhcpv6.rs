@@ -246,7 +246,8 @@ fn a_machine_keeps_its_aaaa_when_its_v4_lease_ends_and_its_a_when_its_v6_lease_e
         .parse()
         .unwrap();
     // DHCPv6 gives the client a /128; the on-link prefix comes from a router's RA, which this
-    // lab does not have, so the test adds the route an RA would give.
+    // test does not turn on (dhcp.v6.router_advertisements), so it adds the route an RA would
+    // give (router_adverts.rs shows Kindling's RA giving it).
     client.netns.ip(&[
         "-6",
         "route",
