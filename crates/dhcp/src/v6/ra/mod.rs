@@ -498,6 +498,11 @@ impl<J: Jitter> Advertiser<J> {
                     self.dropped(interface, source, DropReason::NotServed);
                     return;
                 }
+                // Kept in both modes, so that an interface that stops advertising (a reload)
+                // stays quiet while the router it heard is still there.
+                let was_silent = state.other_router_until.is_some();
+                state.other_router_until =
+                    Some(state.other_router_until.map_or(until, |u| u.max(until)));
                 if let Some(advertising) = &state.advertising {
                     // Advertising: report the router, keep advertising.
                     let event = other_router(
@@ -521,9 +526,6 @@ impl<J: Jitter> Advertiser<J> {
                     }
                     return;
                 }
-                let was_silent = state.other_router_until.is_some();
-                state.other_router_until =
-                    Some(state.other_router_until.map_or(until, |u| u.max(until)));
                 state.pending = None;
                 if !was_silent {
                     let event = Event::RouterHeard {
@@ -658,7 +660,10 @@ impl<J: Jitter> Advertiser<J> {
         for state in self.links.values_mut() {
             if state.other_router_until.is_some_and(|until| until <= now) {
                 state.other_router_until = None;
-                gone.push(state.link.name.clone());
+                // Only a quiet interface was silent because of it.
+                if state.advertising.is_none() {
+                    gone.push(state.link.name.clone());
+                }
             }
             state.routers.retain(|_, until| *until > now);
         }

@@ -1090,3 +1090,40 @@ proptest! {
         crate::v6::fuzzing::quiet_ra(&script);
     }
 }
+
+#[test]
+fn a_router_heard_while_advertising_keeps_the_interface_silent_once_it_turns_quiet() {
+    let (mut core, start) = advertiser(advertising(false), ms(0));
+    sent_until(&mut core, start, ms(0));
+    core.handle(
+        start + secs(1),
+        Received {
+            bytes: &advertisement(1800),
+            source: router(),
+            ifindex: IFINDEX,
+            hop_limit: Some(255),
+            truncated: false,
+        },
+    );
+    core.set_settings(start + secs(2), quiet());
+    while core.poll_event().is_some() {}
+    core.handle(
+        start + secs(10),
+        Received {
+            bytes: &solicitation(None),
+            source: client(),
+            ifindex: IFINDEX,
+            hop_limit: Some(255),
+            truncated: false,
+        },
+    );
+    assert!(matches!(
+        core.poll_event(),
+        Some(Event::Dropped {
+            reason: DropReason::OtherRouter,
+            ..
+        })
+    ));
+    core.handle_timeout(start + secs(11));
+    assert_eq!(core.poll_transmit(), None);
+}
