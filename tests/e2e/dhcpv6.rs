@@ -59,7 +59,7 @@ fn addresses(host: &LabHost, extra: &[&str]) -> String {
 
 /// Waits until `host`'s link-local address has finished duplicate address detection
 /// (dhclient -6 sends from it).
-fn wait_link_local(host: &LabHost) {
+pub(crate) fn wait_link_local(host: &LabHost) {
     let started = Instant::now();
     while !(addresses(host, &["tentative"]).trim().is_empty()
         && addresses(host, &["scope", "link"]).contains("inet6"))
@@ -71,7 +71,7 @@ fn wait_link_local(host: &LabHost) {
 
 /// Runs `dhclient -6 ARGS` on `host`'s eth0 with a script that puts the address on eth0 and
 /// records every event's environment; returns the events as text.
-fn dhclient6(host: &LabHost, args: &[&str]) -> String {
+pub(crate) fn dhclient6(host: &LabHost, args: &[&str]) -> String {
     use std::os::unix::fs::PermissionsExt;
     require("dhclient");
     let dir = host.dir.path();
@@ -108,7 +108,7 @@ fn dhclient6(host: &LabHost, args: &[&str]) -> String {
     std::fs::read_to_string(&events).unwrap_or_default() + "\n--dhclient--\n" + &text
 }
 
-fn env_value<'a>(events: &'a str, key: &str) -> Option<&'a str> {
+pub(crate) fn env_value<'a>(events: &'a str, key: &str) -> Option<&'a str> {
     events
         .lines()
         .rev()
@@ -195,7 +195,7 @@ fn dhclient6_gets_an_address_and_a_boot_url_and_releases_it() {
 }
 
 /// `dig +short @server ARGS` from `host`: the answer's data, one per line.
-fn dig(host: &LabHost, server: &str, args: &[&str]) -> Vec<String> {
+pub(crate) fn dig(host: &LabHost, server: &str, args: &[&str]) -> Vec<String> {
     require("dig");
     let output = host
         .command("dig")
@@ -213,7 +213,7 @@ fn dig(host: &LabHost, server: &str, args: &[&str]) -> Vec<String> {
 }
 
 /// Polls until `probe` holds, for at most 5 s.
-fn soon(what: &str, mut probe: impl FnMut() -> bool) {
+pub(crate) fn soon(what: &str, mut probe: impl FnMut() -> bool) {
     let started = Instant::now();
     while !probe() {
         assert!(
@@ -246,7 +246,8 @@ fn a_machine_keeps_its_aaaa_when_its_v4_lease_ends_and_its_a_when_its_v6_lease_e
         .parse()
         .unwrap();
     // DHCPv6 gives the client a /128; the on-link prefix comes from a router's RA, which this
-    // lab does not have, so the test adds the route an RA would give.
+    // test does not turn on (dhcp.v6.router_advertisements), so it adds the route an RA would
+    // give (router_adverts.rs shows Kindling's RA giving it).
     client.netns.ip(&[
         "-6",
         "route",

@@ -361,6 +361,7 @@ fn dhcp(out: &mut Out, d: &DhcpConfig) {
                 "router_advertisements",
                 &v6.router_advertisements.to_string(),
             );
+            out.kv(4, "default_router", &v6.default_router.to_string());
             out.kv(4, "preference", &v6.preference.to_string());
             subnets(out, 4, &v6.subnets);
         }

@@ -292,7 +292,12 @@ impl DhcpConfig {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dhcp6Config {
+    /// `dhcp.v6.router_advertisements`: router advertisements with the M and O flags and the
+    /// subnets' prefixes (on-link, not autonomous) on the interfaces inside a v6 subnet.
     pub router_advertisements: bool,
+    /// `dhcp.v6.default_router` (default false): those advertisements name this box a default
+    /// router (a non-zero router lifetime); false: lifetime 0, clients get no default route.
+    pub default_router: bool,
     /// The DHCPv6 preference option (7) in ADVERTISE (`dhcp.v6.preference`, default 255: EDK2
     /// takes an offer of 255 at once instead of collecting offers for its first retransmission
     /// time).

@@ -1146,3 +1146,54 @@ fn v6_preference_defaults_to_255_and_takes_0_to_255() {
         "whole number",
     );
 }
+
+#[test]
+fn default_router_is_false_by_default_and_warns_without_router_advertisements() {
+    let v6 = |text: &str| dhcp_of(&format!("{BASE}  v6:\n{text}")).v6.unwrap();
+    assert!(!v6("    router_advertisements: true\n").default_router);
+    assert!(v6("    router_advertisements: true\n    default_router: true\n").default_router);
+    one_warning(
+        &format!("{BASE}  v6:\n    default_router: true\n"),
+        "dhcp.v6.default_router",
+        "does nothing without dhcp.v6.router_advertisements",
+    );
+    one_error(
+        &format!("{BASE}  v6:\n    router_advertisements: true\n    default_router: yes please\n"),
+        "dhcp.v6.default_router",
+        8,
+        "true or false",
+    );
+    let loaded = parse(
+        &format!("{BASE}  v6:\n    router_advertisements: true\n    default_router: true\n"),
+        "t",
+    )
+    .unwrap();
+    assert!(
+        !loaded.warnings.iter().any(|w| w.key.starts_with("dhcp.v6")),
+        "{:?}",
+        loaded.warnings
+    );
+}
+
+#[test]
+fn router_advertisements_in_proxy_mode_is_a_warning() {
+    one_warning(
+        "dhcp:\n  mode: proxy\n  v6:\n    router_advertisements: true\n",
+        "dhcp.v6.router_advertisements",
+        "not sent in proxy mode",
+    );
+}
+
+#[test]
+fn default_router_round_trips_through_print_config() {
+    for text in [
+        format!("{BASE}  v6:\n    router_advertisements: true\n    default_router: true\n"),
+        format!("{BASE}  v6:\n    router_advertisements: true\n"),
+    ] {
+        let config = parse(&text, "t").unwrap().config;
+        let printed = to_yaml(&config);
+        assert!(printed.contains("default_router:"), "{printed}");
+        let again = parse(&printed, "printed").unwrap();
+        assert_eq!(again.config, config, "{text}\n---\n{printed}");
+    }
+}

@@ -66,7 +66,13 @@ const CLASS_KEYS: &[&str] = &["name", "vendor_class", "options"];
 
 const CLIENT_ID_KEYS: &[&str] = &["hex"];
 
-const V6_KEYS: &[&str] = &["router_advertisements", "quiet_ra", "preference", "subnets"];
+const V6_KEYS: &[&str] = &[
+    "router_advertisements",
+    "default_router",
+    "quiet_ra",
+    "preference",
+    "subnets",
+];
 
 pub(super) fn decode_dhcp(ctx: &mut Ctx, node: &Node) -> Option<DhcpConfig> {
     let f = open_map(ctx, "dhcp", node, DHCP_KEYS)?;
@@ -158,6 +164,32 @@ pub(super) fn decode_dhcp(ctx: &mut Ctx, node: &Node) -> Option<DhcpConfig> {
             .get("router_advertisements")
             .and_then(|n| boolean(ctx, "dhcp.v6.router_advertisements", n))
             .unwrap_or(false);
+        if router_advertisements
+            && mode == Some("proxy")
+            && let Some(n) = g.get("router_advertisements")
+        {
+            ctx.warn(
+                "dhcp.v6.router_advertisements",
+                n,
+                "not sent in proxy mode: the segment's own router advertises (and names the \
+                 DHCPv6 server with its M flag)",
+            );
+        }
+        let default_router = match g.get("default_router") {
+            Some(n) => {
+                let on = boolean(ctx, "dhcp.v6.default_router", n).unwrap_or(false);
+                if on && !router_advertisements {
+                    ctx.warn(
+                        "dhcp.v6.default_router",
+                        n,
+                        "does nothing without dhcp.v6.router_advertisements: true (the router \
+                         lifetime is carried by those advertisements)",
+                    );
+                }
+                on
+            }
+            None => false,
+        };
         let preference = g
             .get("preference")
             .and_then(|n| integer(ctx, "dhcp.v6.preference", n, 0..=255))
@@ -167,7 +199,7 @@ pub(super) fn decode_dhcp(ctx: &mut Ctx, node: &Node) -> Option<DhcpConfig> {
             subnets6 = decode_subnets(ctx, "dhcp.v6.subnets", n, true);
         }
         if !only_quiet_ra {
-            v6 = Some((router_advertisements, preference));
+            v6 = Some((router_advertisements, default_router, preference));
         }
     }
     let all_subnets_ok = subnets.iter().chain(&subnets6).all(Option::is_some);
@@ -198,11 +230,14 @@ pub(super) fn decode_dhcp(ctx: &mut Ctx, node: &Node) -> Option<DhcpConfig> {
         lease_time,
         subnets,
         reservations,
-        v6: v6.map(|(router_advertisements, preference)| Dhcp6Config {
-            router_advertisements,
-            preference,
-            subnets: subnets6,
-        }),
+        v6: v6.map(
+            |(router_advertisements, default_router, preference)| Dhcp6Config {
+                router_advertisements,
+                default_router,
+                preference,
+                subnets: subnets6,
+            },
+        ),
         quiet_ra,
         known_clients_only,
         ping_check,
