@@ -49,6 +49,36 @@ fn check_config_reports_every_problem_with_its_line_and_fails() {
     );
 }
 
+/// A profile template that does not compile, or names something that is not a fact, fails
+/// check-config with the config file line of the mistake.
+#[test]
+fn check_config_reports_profile_template_errors_with_their_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("profiles.yaml");
+    std::fs::write(
+        &path,
+        "profiles:\n  - name: default\n    ipxe: |\n      #!ipxe\n      echo {{ hostnme }}\n  - name: node10\n    match: { mac: \"52:54:00:00:00:10\" }\n    ipxe: |\n      #!ipxe\n\n      {% if mac %}\n",
+    )
+    .unwrap();
+    let output = kindling(&["check-config", path.to_str().unwrap()]);
+    let report = text(&output);
+    assert_eq!(output.status.code(), Some(2), "{report}");
+    assert!(
+        report.contains("profile \"default\" (line 5)") && report.contains("hostnme"),
+        "{report}"
+    );
+    assert!(report.contains("profile \"node10\" (line 11)"), "{report}");
+    assert!(report.contains("2 errors"), "{report}");
+    // Fixed, it passes.
+    std::fs::write(
+        &path,
+        "profiles:\n  - name: default\n    ipxe: |\n      #!ipxe\n      echo {{ hostname }} ${mac}\n",
+    )
+    .unwrap();
+    let output = kindling(&["check-config", path.to_str().unwrap()]);
+    assert!(output.status.success(), "{}", text(&output));
+}
+
 #[test]
 fn check_config_passes_with_warnings_for_a_missing_boot_file() {
     let dir = tempfile::tempdir().unwrap();

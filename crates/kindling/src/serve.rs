@@ -37,6 +37,11 @@ pub(crate) fn run(
     for warning in &loaded.warnings {
         warn!(config = %origin, "{warning}");
     }
+    if !loaded.config.profiles.is_empty() {
+        warn!(config = %origin, profiles = loaded.config.profiles.len(),
+            "profiles are checked (kindling check-config) but not served yet: machines fetching \
+             boot.ipxe get the file it names (issue 16)");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .thread_name("kindling")
