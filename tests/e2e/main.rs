@@ -18,6 +18,7 @@ mod dhcpv6;
 mod dns_server;
 mod harness;
 mod netns;
+mod profiles;
 mod quiet_ra;
 mod router_adverts;
 mod tftp_clients;

@@ -156,6 +156,16 @@ impl Profiles {
         env.set_undefined_behavior(UndefinedBehavior::Strict);
         env.set_fuel(Some(FUEL));
         env.set_recursion_limit(RECURSION_LIMIT);
+        // A script keeps its last newline, and a line holding only a `{% ... %}` tag leaves
+        // no blank line behind (iPXE scripts are line-oriented).
+        if let Ok(syntax) = minijinja::syntax::SyntaxConfig::builder()
+            .keep_trailing_newline(true)
+            .trim_blocks(true)
+            .lstrip_blocks(true)
+            .build()
+        {
+            env.set_syntax(syntax);
+        }
         // Scripts, not HTML: nothing is escaped.
         env.set_auto_escape_callback(|_| minijinja::AutoEscape::None);
         let mut errors = Vec::new();
@@ -457,7 +467,29 @@ mod tests {
         assert_eq!(
             profiles.render(0, &facts).unwrap(),
             "#!ipxe\necho node10 52:54:00:ab:00:10 10.99.0.10 4c4c4c4c-4c4c-4c4c-4c4c-4c4c4c4c4c4c 7 ipxe worker\n\
-             chain http://10.99.0.1:8080/x?mac=${mac:hexhyp} 10.99.0.1"
+             chain http://10.99.0.1:8080/x?mac=${mac:hexhyp} 10.99.0.1\n"
+        );
+    }
+
+    #[test]
+    fn block_tags_leave_no_blank_lines_and_the_last_newline_stays() {
+        let profiles = Profiles::compile(&[profile(
+            "p",
+            ProfileMatch::default(),
+            "#!ipxe\n  {% if hostname %}\necho {{ hostname }}\n  {% endif %}\nboot\n",
+        )])
+        .unwrap();
+        let facts = Facts {
+            hostname: Some("n1".into()),
+            ..Facts::default()
+        };
+        assert_eq!(
+            profiles.render(0, &facts).unwrap(),
+            "#!ipxe\necho n1\nboot\n"
+        );
+        assert_eq!(
+            profiles.render(0, &Facts::default()).unwrap(),
+            "#!ipxe\nboot\n"
         );
     }
 

@@ -37,10 +37,13 @@ pub(crate) fn run(
     for warning in &loaded.warnings {
         warn!(config = %origin, "{warning}");
     }
-    if !loaded.config.profiles.is_empty() {
-        warn!(config = %origin, profiles = loaded.config.profiles.len(),
-            "profiles are checked (kindling check-config) but not served yet: machines fetching \
-             boot.ipxe get the file it names (issue 16)");
+    let template_errors = kindling_files::profiles::check(&loaded.config.profiles);
+    if !template_errors.is_empty() {
+        let list: Vec<String> = template_errors.iter().map(ToString::to_string).collect();
+        anyhow::bail!(
+            "the config's profiles do not render ({origin}):\n{}",
+            list.join("\n")
+        );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -96,6 +99,7 @@ async fn start_tftp(config: &Config) -> anyhow::Result<Option<RunningTftp>> {
     };
     let tree = BootTree::open(&TreeConfig::from_tftp(tftp_config))
         .with_context(|| format!("opening tftp.root {}", tftp_config.root.display()))?;
+    crate::profile_scripts::install(&tree, config);
     let service = TftpService::bind(Arc::new(tftp_config.clone()), tree.clone())
         .await
         .context("starting the TFTP service")?;
@@ -527,6 +531,11 @@ async fn reload(
         warn!(config = %path.display(), "{warning}");
     }
     let new_config = loaded.config;
+    let template_errors = kindling_files::profiles::check(&new_config.profiles);
+    if !template_errors.is_empty() {
+        let list: Vec<String> = template_errors.iter().map(ToString::to_string).collect();
+        anyhow::bail!("the new profiles do not render:\n{}", list.join("\n"));
+    }
     if new_config.log != current.log {
         warn!("log settings changed; they take effect at the next restart");
     }
@@ -540,6 +549,7 @@ async fn reload(
                 .await
                 .context("applying the new tftp section")?;
             running.tree.install(layout);
+            crate::profile_scripts::install(&running.tree, &new_config);
         }
         (None, Some(_)) => {
             *tftp = start_tftp(&new_config).await?;
