@@ -288,6 +288,32 @@ fn explain_finds_a_reservation_by_smbios_uuid_on_both_families() {
     assert!(other.contains("tftp://[fd00:99::1]/ipxe.efi"), "{other}");
 }
 
+/// `explain --ipxe` shows the profile a machine gets for boot.ipxe, why, and the script.
+#[test]
+fn explain_shows_the_profile_and_the_rendered_script() {
+    let dhcp = format!(
+        "{SERVER_DHCP6}  reservations:\n    - {{ mac: \"52:54:00:12:34:56\", hostname: node10, labels: {{ role: worker }} }}\nprofiles:\n  - name: workers\n    match: {{ labels: {{ role: worker }} }}\n    ipxe: |\n      #!ipxe\n      echo {{{{ hostname }}}} {{{{ mac }}}} ${{net0/ip}}\n  - name: default\n    ipxe: \"#!ipxe\\nexit\\n\"\n"
+    );
+    let scratch = Scratch::new(&["boot.ipxe", "ipxe.efi"], &dhcp);
+    let worker = text(&scratch.run("explain", &["--mac", "52:54:00:12:34:56", "--ipxe"]));
+    assert!(
+        worker.contains("profile:      \"workers\", matched by labels"),
+        "{worker}"
+    );
+    assert!(
+        worker.contains("echo node10 52:54:00:12:34:56 ${net0/ip}"),
+        "{worker}"
+    );
+    let other = text(&scratch.run("explain", &["--mac", "52:54:00:12:34:57", "--ipxe"]));
+    assert!(
+        other.contains("profile:      \"default\", the default profile"),
+        "{other}"
+    );
+    // A PXE ROM does not fetch the script: no profile line.
+    let rom = text(&scratch.run("explain", &["--mac", "52:54:00:12:34:56", "--arch", "7"]));
+    assert!(!rom.contains("profile:"), "{rom}");
+}
+
 #[test]
 fn explain_a_bios_pxe_client_gets_undionly_and_option_43() {
     let scratch = Scratch::new(&["undionly.kpxe"], SERVER_DHCP);

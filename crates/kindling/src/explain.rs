@@ -363,6 +363,15 @@ fn explain(
     }
     if let Some(offer) = decision.offer() {
         write_boot_file_check(&mut out, &scene, &offer.file, reply.is_some());
+        if matches!(offer.kind, policy::ClientKind::Ipxe { .. }) {
+            let facts = crate::profile_scripts::facts_for_explain(
+                config,
+                scene.mac.0,
+                reply.as_ref().map(|r| std::net::IpAddr::V4(r.yiaddr())),
+                scene.server.addr(),
+            );
+            out.push_str(&crate::profile_scripts::explain(config, &facts));
+        }
     }
     Ok(out)
 }

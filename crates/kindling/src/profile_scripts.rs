@@ -81,24 +81,7 @@ fn generator(config: &Config) -> Option<ScriptGenerator> {
         }
     };
     let dhcp = config.dhcp.as_ref();
-    let reservations = dhcp
-        .map(|d| {
-            d.reservations
-                .iter()
-                .filter_map(|r| {
-                    let mac = kindling_dhcp::v4::server::parse_mac(r.mac.as_deref()?)?.0;
-                    Some((
-                        mac,
-                        Reserved {
-                            hostname: r.hostname.clone(),
-                            uuid: r.uuid,
-                            labels: r.labels.clone(),
-                        },
-                    ))
-                })
-                .collect()
-        })
-        .unwrap_or_default();
+    let reservations = generator_reservations(config);
     info!(profiles = config.profiles.len(), %script, "profiles: machines fetching the iPXE script get their own");
     Some(ScriptGenerator {
         script: script.trim_start_matches('/').replace('\\', "/"),
@@ -109,6 +92,27 @@ fn generator(config: &Config) -> Option<ScriptGenerator> {
         reservations,
         leases: Mutex::new(None),
     })
+}
+
+/// The reservations' facts, by MAC.
+fn generator_reservations(config: &Config) -> HashMap<[u8; 6], Reserved> {
+    let Some(dhcp) = &config.dhcp else {
+        return HashMap::new();
+    };
+    dhcp.reservations
+        .iter()
+        .filter_map(|r| {
+            let mac = kindling_dhcp::v4::server::parse_mac(r.mac.as_deref()?)?.0;
+            Some((
+                mac,
+                Reserved {
+                    hostname: r.hostname.clone(),
+                    uuid: r.uuid,
+                    labels: r.labels.clone(),
+                },
+            ))
+        })
+        .collect()
 }
 
 impl Generator for ScriptGenerator {
@@ -250,6 +254,65 @@ fn local_address_towards(address: IpAddr) -> Option<IpAddr> {
             .find(|net| net.contains(&v6))
             .map(|net| IpAddr::V6(net.addr())),
     })
+}
+
+/// The facts `kindling explain` renders with: the machine as the request names it, with its
+/// reservation, fetching the script as iPXE.
+pub(crate) fn facts_for_explain(
+    config: &Config,
+    mac: [u8; 6],
+    ip: Option<IpAddr>,
+    server: std::net::Ipv4Addr,
+) -> Facts {
+    let reserved = generator_reservations(config).remove(&mac);
+    Facts {
+        mac: Some(mac),
+        ip: ip.filter(|a| !a.is_unspecified()),
+        hostname: reserved.as_ref().and_then(|r| r.hostname.clone()),
+        uuid: reserved.as_ref().and_then(|r| r.uuid),
+        arch: None,
+        kind: Some("ipxe".into()),
+        labels: reserved.map(|r| r.labels).unwrap_or_default(),
+        server: Some(IpAddr::V4(server)),
+        http_base: None,
+    }
+}
+
+/// What `kindling explain` says about the script an iPXE client fetching `boot.ipxe` gets.
+pub(crate) fn explain(config: &Config, facts: &Facts) -> String {
+    if config.profiles.is_empty() {
+        return "  profile:      none configured (the file boot.ipxe names is served as it is)\n"
+            .to_string();
+    }
+    let profiles = match Profiles::compile(&config.profiles) {
+        Ok(profiles) => profiles,
+        Err(errors) => {
+            let list: Vec<String> = errors.iter().map(ToString::to_string).collect();
+            return format!(
+                "  profile:      the profiles do not compile: {}\n",
+                list.join("; ")
+            );
+        }
+    };
+    let Some(selected) = profiles.select(facts) else {
+        return "  profile:      no profile matches and there is no default (the file boot.ipxe names is served)\n"
+            .to_string();
+    };
+    let mut out = format!(
+        "  profile:      \"{}\", {} (the script this machine gets for boot.ipxe):\n",
+        selected.name, selected.why
+    );
+    match profiles.render(selected.index, facts) {
+        Ok(script) => {
+            for line in script.lines() {
+                out.push_str("                ");
+                out.push_str(line);
+                out.push('\n');
+            }
+        }
+        Err(error) => out.push_str(&format!("                does not render: {error}\n")),
+    }
+    out
 }
 
 #[cfg(test)]
