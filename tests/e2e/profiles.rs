@@ -97,3 +97,81 @@ fn two_machines_fetch_their_own_rendered_scripts_over_tftp() {
     daemon.wait_for_log("the new profiles do not render", Duration::from_secs(10));
     assert!(fetch_script(&lab, &worker).starts_with("#!ipxe\necho worker node10"));
 }
+
+/// Install once, then boot from disk: the machine gets its install script until its
+/// installer fetches `kindling/installed`, then its `after_install` script, also after the
+/// daemon is killed with SIGKILL and started again, until `kindling profiles reset`.
+#[test]
+fn an_install_once_profile_switches_to_local_boot_and_stays_switched_across_kill_9() {
+    let lab = Lab::new("kinstall", 69);
+    let worker = lab.add_client("w1", WORKER_MAC);
+    let profiles = "profiles:\n  - name: workers\n    match: { labels: { role: worker } }\n    ipxe: |\n      #!ipxe\n      echo installing, then fetch {{ done_url }}\n    after_install: |\n      #!ipxe\n      echo {{ hostname }} boots from disk\n      sanboot --no-describe --drive 0x80\n";
+    let fixture = Fixture::new();
+    let prefix = lab.server.exec_prefix();
+    let mut daemon = fixture.start_in(&prefix, &section(&lab, profiles));
+    daemon.wait_for_log("dhcp listening", Duration::from_secs(10));
+    run_dhclient(&worker, &DhclientOptions::default());
+
+    let install = format!(
+        "#!ipxe\necho installing, then fetch tftp://{}/kindling/installed\n",
+        lab.ip(1)
+    );
+    assert_eq!(fetch_script(&lab, &worker), install, "{}", daemon.log());
+    assert_eq!(
+        fetch_script(&lab, &worker),
+        install,
+        "no switch before the report"
+    );
+    assert_eq!(fetch(&lab, &worker, "kindling/installed"), "installed\n");
+    let local = "#!ipxe\necho node10 boots from disk\nsanboot --no-describe --drive 0x80\n";
+    assert_eq!(fetch_script(&lab, &worker), local, "{}", daemon.log());
+
+    daemon.signal(9);
+    let _ = daemon.wait_exit(Duration::from_secs(10));
+    let config = std::fs::read_to_string(daemon.config_path()).unwrap();
+    let dir = daemon.into_dir();
+    let mut daemon = crate::harness::Daemon::start_with_prefix(dir, &config, &prefix);
+    daemon.wait_for_log("dhcp listening", Duration::from_secs(10));
+    assert_eq!(fetch_script(&lab, &worker), local, "kept across kill -9");
+
+    let listed = run(
+        std::process::Command::new(crate::harness::BINARY).args([
+            "profiles",
+            "installed",
+            "--config",
+            daemon.config_path().to_str().unwrap(),
+        ]),
+        Duration::from_secs(10),
+    );
+    assert!(
+        String::from_utf8_lossy(&listed.stdout).contains(&format!("{WORKER_MAC} workers")),
+        "{listed:?}"
+    );
+    let reset = run(
+        std::process::Command::new(crate::harness::BINARY).args([
+            "profiles",
+            "reset",
+            WORKER_MAC,
+            "--config",
+            daemon.config_path().to_str().unwrap(),
+        ]),
+        Duration::from_secs(10),
+    );
+    assert!(reset.status.success(), "{reset:?}");
+    assert_eq!(
+        fetch_script(&lab, &worker),
+        install,
+        "reset: it installs again"
+    );
+}
+
+/// Any name fetched over TFTP from inside `host`'s namespace.
+fn fetch(lab: &Lab, host: &LabHost, name: &str) -> String {
+    let output = run(
+        host.command("curl")
+            .args(["-s", "--max-time", "10"])
+            .arg(format!("tftp://{}/{name}", lab.ip(1))),
+        Duration::from_secs(20),
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}

@@ -454,6 +454,27 @@ fn labels(out: &mut Out, indent: usize, labels: &std::collections::BTreeMap<Stri
     out.kv(indent, "labels", &format!("{{ {} }}", items.join(", ")));
 }
 
+/// A profile's template: a block scalar keeps the script readable when it round-trips
+/// exactly as one, else a quoted string.
+fn template(out: &mut Out, key: &str, text: &str) {
+    let block = text.ends_with('\n')
+        && !text.ends_with("\n\n")
+        && !text.starts_with([' ', '\n'])
+        && !text.contains(['\r', '\t']);
+    if block {
+        out.line(4, &format!("{key}: |"));
+        for line in text.lines() {
+            if line.is_empty() {
+                out.0.push('\n');
+            } else {
+                out.line(6, line);
+            }
+        }
+    } else {
+        out.kv(4, key, &quote(text));
+    }
+}
+
 fn profiles(out: &mut Out, profiles: &[ProfileConfig]) {
     if profiles.is_empty() {
         out.kv(0, "profiles", "[]");
@@ -497,22 +518,9 @@ fn profiles(out: &mut Out, profiles: &[ProfileConfig]) {
                 labels(out, 6, &m.labels);
             }
         }
-        // A block scalar keeps the script readable when it round-trips exactly as one.
-        let block = p.ipxe.ends_with('\n')
-            && !p.ipxe.ends_with("\n\n")
-            && !p.ipxe.starts_with([' ', '\n'])
-            && !p.ipxe.contains(['\r', '\t']);
-        if block {
-            out.line(4, "ipxe: |");
-            for line in p.ipxe.lines() {
-                if line.is_empty() {
-                    out.0.push('\n');
-                } else {
-                    out.line(6, line);
-                }
-            }
-        } else {
-            out.kv(4, "ipxe", &quote(&p.ipxe));
+        template(out, "ipxe", &p.ipxe);
+        if let Some((text, _)) = &p.after_install {
+            template(out, "after_install", text);
         }
     }
 }

@@ -40,6 +40,9 @@ pub struct ProfileConfig {
     pub ipxe: String,
     /// The config file line of the template's first line.
     pub ipxe_line: usize,
+    /// `after_install`: the script a machine gets instead once it has reported its install
+    /// done, with its config line ("install once, then boot from disk").
+    pub after_install: Option<(String, usize)>,
 }
 
 /// `profiles[].match`: every selector given must match; within one, any listed value.
@@ -62,7 +65,11 @@ pub struct ProfileMatch {
 /// Equal when the profiles are: where the template sits in its file does not matter.
 impl PartialEq for ProfileConfig {
     fn eq(&self, other: &ProfileConfig) -> bool {
-        self.name == other.name && self.selectors == other.selectors && self.ipxe == other.ipxe
+        self.name == other.name
+            && self.selectors == other.selectors
+            && self.ipxe == other.ipxe
+            && self.after_install.as_ref().map(|(t, _)| t)
+                == other.after_install.as_ref().map(|(t, _)| t)
     }
 }
 

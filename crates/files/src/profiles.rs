@@ -41,7 +41,12 @@ pub struct Facts {
     pub server: Option<IpAddr>,
     /// This box's HTTP base URL (`http://address:port`), when HTTP is served.
     pub http_base: Option<String>,
+    /// The URL an installer fetches to report the machine installed (`after_install`).
+    pub done_url: Option<String>,
 }
+
+/// The name below the tree whose fetch reports "installed" (see `after_install`).
+pub const DONE_NAME: &str = "kindling/installed";
 
 impl Facts {
     /// Facts a check renders every template with: every fact known.
@@ -56,6 +61,7 @@ impl Facts {
             labels: selectors.labels.clone(),
             server: Some(IpAddr::from([192, 0, 2, 1])),
             http_base: Some("http://192.0.2.1:8080".into()),
+            done_url: Some(format!("http://192.0.2.1:8080/{DONE_NAME}")),
         }
     }
 
@@ -96,6 +102,7 @@ impl Facts {
             labels => Value::from(self.labels.clone()),
             server => text(self.server.map(|a| a.to_string())),
             http_base => text(self.http_base.clone()),
+            done_url => text(self.done_url.clone()),
         }
     }
 }
@@ -131,6 +138,13 @@ struct Compiled {
     selectors: ProfileMatch,
     /// The config file line of the template's first line.
     line: usize,
+    /// The config file line of the `after_install` template, when there is one.
+    after_install_line: Option<usize>,
+}
+
+/// The template name of a profile's `after_install` (a NUL keeps it apart from any profile name).
+fn after_install_name(profile: &str) -> String {
+    format!("{profile}\0after_install")
 }
 
 /// The profile chosen for a machine, and why.
@@ -175,10 +189,18 @@ impl Profiles {
                 errors.push(error_of(&p.name, p.ipxe_line, &error));
                 continue;
             }
+            if let Some((text, line)) = &p.after_install
+                && let Err(error) =
+                    env.add_template_owned(after_install_name(&p.name), text.clone())
+            {
+                errors.push(error_of(&p.name, *line, &error));
+                continue;
+            }
             profiles.push(Compiled {
                 name: p.name.clone(),
                 selectors: p.selectors.clone(),
                 line: p.ipxe_line,
+                after_install_line: p.after_install.as_ref().map(|(_, line)| *line),
             });
         }
         if errors.is_empty() {
@@ -216,8 +238,33 @@ impl Profiles {
         })
     }
 
+    /// Whether profile `index` has an `after_install` script.
+    pub fn has_after_install(&self, index: usize) -> bool {
+        self.profiles
+            .get(index)
+            .is_some_and(|p| p.after_install_line.is_some())
+    }
+
     /// Renders profile `index` for a machine.
     pub fn render(&self, index: usize, facts: &Facts) -> Result<String, ProfileError> {
+        self.render_stage(index, facts, false)
+    }
+
+    /// Renders the `after_install` script of profile `index` (its `ipxe` when it has none).
+    pub fn render_after_install(
+        &self,
+        index: usize,
+        facts: &Facts,
+    ) -> Result<String, ProfileError> {
+        self.render_stage(index, facts, true)
+    }
+
+    fn render_stage(
+        &self,
+        index: usize,
+        facts: &Facts,
+        installed: bool,
+    ) -> Result<String, ProfileError> {
         let Some(p) = self.profiles.get(index) else {
             return Err(ProfileError {
                 profile: format!("#{index}"),
@@ -225,11 +272,15 @@ impl Profiles {
                 message: "no such profile".into(),
             });
         };
+        let (template, line) = match p.after_install_line {
+            Some(line) if installed => (after_install_name(&p.name), line),
+            _ => (p.name.clone(), p.line),
+        };
         let script = self
             .env
-            .get_template(&p.name)
+            .get_template(&template)
             .and_then(|t| t.render(facts.context()))
-            .map_err(|error| error_of(&p.name, p.line, &error))?;
+            .map_err(|error| error_of(&p.name, line, &error))?;
         if script.len() > MAX_SCRIPT_LEN {
             return Err(ProfileError {
                 profile: p.name.clone(),
@@ -248,7 +299,14 @@ impl Profiles {
         self.profiles
             .iter()
             .enumerate()
-            .filter_map(|(i, p)| self.render(i, &Facts::sample(&p.selectors)).err())
+            .flat_map(|(i, p)| {
+                let facts = Facts::sample(&p.selectors);
+                let first = self.render(i, &facts).err();
+                let after = p
+                    .after_install_line
+                    .and_then(|_| self.render_after_install(i, &facts).err());
+                first.into_iter().chain(after)
+            })
             .collect()
     }
 }
@@ -326,6 +384,7 @@ mod tests {
             selectors,
             ipxe: ipxe.into(),
             ipxe_line: 10,
+            after_install: None,
         }
     }
 
@@ -463,6 +522,7 @@ mod tests {
             labels: [("role".to_string(), "worker".to_string())].into(),
             server: Some("10.99.0.1".parse().unwrap()),
             http_base: Some("http://10.99.0.1:8080".into()),
+            done_url: None,
         };
         assert_eq!(
             profiles.render(0, &facts).unwrap(),
@@ -491,6 +551,25 @@ mod tests {
             profiles.render(0, &Facts::default()).unwrap(),
             "#!ipxe\nboot\n"
         );
+    }
+
+    #[test]
+    fn after_install_is_its_own_template_with_its_own_line_and_check() {
+        let mut p = profile("node", ProfileMatch::default(), "install {{ done_url }}");
+        p.after_install = Some(("#!ipxe\n\nsanboot {{ nope }}\n".into(), 20));
+        let profiles = Profiles::compile(&[p]).unwrap();
+        assert!(profiles.has_after_install(0));
+        let facts = Facts {
+            done_url: Some("http://x/kindling/installed".into()),
+            ..Facts::default()
+        };
+        assert_eq!(
+            profiles.render(0, &facts).unwrap(),
+            "install http://x/kindling/installed"
+        );
+        let error = profiles.render_after_install(0, &facts).unwrap_err();
+        assert_eq!(error.line, Some(22));
+        assert_eq!(profiles.check(), vec![error]);
     }
 
     #[test]

@@ -50,6 +50,28 @@ enum Command {
     },
     /// Given a MAC and a client kind, print the DHCP reply Kindling would send and why.
     Explain(crate::explain::Args),
+    /// Per-machine boot profiles: the machines that reported their install done.
+    Profiles {
+        #[command(subcommand)]
+        action: ProfilesAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum ProfilesAction {
+    /// List the machines that reported their install done (they get `after_install`).
+    Installed {
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
+    /// Forget that a machine reported its install done: its next boot installs again.
+    Reset {
+        /// The machine's MAC address.
+        #[arg(value_name = "MAC", value_parser = crate::explain::parse_mac)]
+        mac: crate::explain::Mac,
+        #[arg(long, short = 'c', value_name = "FILE")]
+        config: Option<PathBuf>,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -75,6 +97,41 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Leases { config, json } => crate::leases::run(config.as_deref(), json),
         Command::Explain(args) => crate::explain::run(&args),
+        Command::Profiles { action } => profiles(action),
+    }
+}
+
+fn profiles(action: ProfilesAction) -> anyhow::Result<ExitCode> {
+    match action {
+        ProfilesAction::Installed { config } => {
+            let loaded = parse_only(config.as_deref())?;
+            let machines = crate::installed::load(&loaded.config.state_dir)?;
+            if machines.is_empty() {
+                println!(
+                    "no machine has reported its install done ({})",
+                    loaded
+                        .config
+                        .state_dir
+                        .join(crate::installed::FILE)
+                        .display()
+                );
+            }
+            for (mac, profile) in machines {
+                println!("{} {profile}", crate::installed::mac_text(&mac));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ProfilesAction::Reset { mac, config } => {
+            let loaded = parse_only(config.as_deref())?;
+            let text = crate::installed::mac_text(&mac.0);
+            if crate::installed::reset(&loaded.config.state_dir, mac.0)? {
+                println!("{text}: reset; its next boot gets its profile's install script");
+                Ok(ExitCode::SUCCESS)
+            } else {
+                println!("{text}: was not recorded as installed");
+                Ok(ExitCode::from(1))
+            }
+        }
     }
 }
 

@@ -6,6 +6,7 @@
 
 mod cli;
 mod explain;
+mod installed;
 mod lease_names;
 mod leases;
 mod profile_scripts;

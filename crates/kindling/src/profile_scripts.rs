@@ -17,7 +17,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use kindling_config::{Config, DhcpMode};
 use kindling_dhcp::lease::{LeaseState, read_snapshot};
-use kindling_files::profiles::{Facts, Profiles};
+use kindling_files::profiles::{DONE_NAME, Facts, Profiles};
 use kindling_files::{AccessError, BootTree, Client, Generator};
 use tracing::{info, warn};
 
@@ -46,6 +46,8 @@ struct ScriptGenerator {
     profiles: Profiles,
     /// Where the lease journal is, in server mode.
     state_dir: Option<PathBuf>,
+    /// Where the installed machines are kept (`after_install`).
+    install_dir: PathBuf,
     reservations: HashMap<[u8; 6], Reserved>,
     leases: Mutex<Option<(Instant, HashMap<IpAddr, Leased>)>>,
 }
@@ -89,6 +91,7 @@ fn generator(config: &Config) -> Option<ScriptGenerator> {
         state_dir: dhcp
             .filter(|d| d.mode == DhcpMode::Server)
             .map(|_| config.state_dir.clone()),
+        install_dir: config.state_dir.clone(),
         reservations,
         leases: Mutex::new(None),
     })
@@ -117,15 +120,28 @@ fn generator_reservations(config: &Config) -> HashMap<[u8; 6], Reserved> {
 
 impl Generator for ScriptGenerator {
     fn generate(&self, name: &str, client: &Client) -> Option<Result<Vec<u8>, AccessError>> {
+        if name == DONE_NAME {
+            return Some(self.report_installed(client));
+        }
         if name != self.script {
             return None;
         }
         let facts = self.facts(client.address);
         let selected = self.profiles.select(&facts)?;
-        match self.profiles.render(selected.index, &facts) {
+        let installed = self.profiles.has_after_install(selected.index)
+            && facts
+                .mac
+                .is_some_and(|mac| self.is_installed(mac, selected.name));
+        let rendered = if installed {
+            self.profiles.render_after_install(selected.index, &facts)
+        } else {
+            self.profiles.render(selected.index, &facts)
+        };
+        match rendered {
             Ok(script) => {
                 info!(client = %client.address, mac = %facts.mac_text(), profile = selected.name,
-                    why = %selected.why, "profiles: rendered the boot script");
+                    why = %selected.why, stage = if installed { "after_install" } else { "ipxe" },
+                    "profiles: rendered the boot script");
                 Some(Ok(script.into_bytes()))
             }
             Err(error) => {
@@ -139,6 +155,50 @@ impl Generator for ScriptGenerator {
 }
 
 impl ScriptGenerator {
+    /// A machine's installer reports it installed: from then on it gets its profile's
+    /// `after_install` script.
+    fn report_installed(&self, client: &Client) -> Result<Vec<u8>, AccessError> {
+        let facts = self.facts(client.address);
+        let Some(mac) = facts.mac else {
+            warn!(client = %client.address, "profiles: an install was reported from an address Kindling cannot tie to a MAC");
+            return Err(AccessError::forbidden(
+                "unknown machine: its MAC is not known",
+            ));
+        };
+        let Some(selected) = self.profiles.select(&facts) else {
+            return Err(AccessError::forbidden("no profile for this machine"));
+        };
+        if !self.profiles.has_after_install(selected.index) {
+            return Err(AccessError::forbidden(format!(
+                "profile \"{}\" has no after_install script",
+                selected.name
+            )));
+        }
+        match crate::installed::record(&self.install_dir, mac, selected.name) {
+            Ok(news) => {
+                if news {
+                    info!(client = %client.address, mac = %facts.mac_text(), profile = selected.name,
+                        "profiles: install reported done; the machine gets its after_install script from now on");
+                }
+                Ok(b"installed\n".to_vec())
+            }
+            Err(error) => {
+                warn!(%error, "profiles: could not record the install");
+                Err(AccessError::Io(error))
+            }
+        }
+    }
+
+    fn is_installed(&self, mac: [u8; 6], profile: &str) -> bool {
+        match crate::installed::load(&self.install_dir) {
+            Ok(machines) => machines.get(&mac).is_some_and(|p| p == profile),
+            Err(error) => {
+                warn!(%error, "profiles: could not read the installed machines");
+                false
+            }
+        }
+    }
+
     fn facts(&self, address: IpAddr) -> Facts {
         let leased = self.leased(address);
         let mac = leased
@@ -146,6 +206,7 @@ impl ScriptGenerator {
             .map(|l| l.mac)
             .or_else(|| neighbour_mac(address));
         let reserved = mac.and_then(|m| self.reservations.get(&m));
+        let server = local_address_towards(address);
         Facts {
             mac,
             ip: Some(address),
@@ -156,8 +217,9 @@ impl ScriptGenerator {
             arch: None,
             kind: Some("ipxe".into()),
             labels: reserved.map(|r| r.labels.clone()).unwrap_or_default(),
-            server: local_address_towards(address),
+            server,
             http_base: None,
+            done_url: server.map(|s| done_url(s, None)),
         }
     }
 
@@ -218,6 +280,17 @@ fn lease_map(
     v4.chain(v6).collect()
 }
 
+/// Where an installer reports done: over HTTP when it is served, else TFTP.
+fn done_url(server: IpAddr, http_base: Option<&str>) -> String {
+    match http_base {
+        Some(base) => format!("{base}/{DONE_NAME}"),
+        None => match server {
+            IpAddr::V4(v4) => format!("tftp://{v4}/{DONE_NAME}"),
+            IpAddr::V6(v6) => format!("tftp://[{v6}]/{DONE_NAME}"),
+        },
+    }
+}
+
 /// The MAC of an IPv4 neighbour, from the kernel's table (`/proc/net/arp`).
 fn neighbour_mac(address: IpAddr) -> Option<[u8; 6]> {
     let IpAddr::V4(v4) = address else {
@@ -275,6 +348,7 @@ pub(crate) fn facts_for_explain(
         labels: reserved.map(|r| r.labels).unwrap_or_default(),
         server: Some(IpAddr::V4(server)),
         http_base: None,
+        done_url: Some(done_url(IpAddr::V4(server), None)),
     }
 }
 

@@ -8,7 +8,7 @@ use crate::yaml::{Kind, Node, Scalar};
 use super::dhcp::{normalise_mac, parse_uuid};
 use super::reader::*;
 
-const PROFILE_KEYS: &[&str] = &["name", "match", "ipxe"];
+const PROFILE_KEYS: &[&str] = &["name", "match", "ipxe", "after_install"];
 const MATCH_KEYS: &[&str] = &["mac", "uuid", "arch", "kind", "hostname", "labels"];
 
 /// The client kinds a profile may select (`match.kind`), as the boot section names them.
@@ -52,20 +52,7 @@ pub(crate) fn decode_profiles(ctx: &mut Ctx, node: &Node) -> Vec<ProfileConfig> 
             .map(|n| decode_match(ctx, &f.key("match"), n))
             .unwrap_or_default();
         let (ipxe, ipxe_line) = match f.get("ipxe") {
-            Some(n) => match &n.kind {
-                // The parser places a block scalar (`ipxe: |`) at its first content line.
-                Kind::Scalar(Scalar { text, .. }) if !text.trim().is_empty() => {
-                    (Some(text.clone()), n.line)
-                }
-                _ => {
-                    ctx.error(
-                        &f.key("ipxe"),
-                        n,
-                        format!("expected the iPXE script template, got {}", n.describe()),
-                    );
-                    (None, 0)
-                }
-            },
+            Some(n) => template(ctx, &f.key("ipxe"), n),
             None => {
                 ctx.error(
                     &key,
@@ -75,6 +62,9 @@ pub(crate) fn decode_profiles(ctx: &mut Ctx, node: &Node) -> Vec<ProfileConfig> 
                 (None, 0)
             }
         };
+        let after_install = f
+            .get("after_install")
+            .map(|n| template(ctx, &f.key("after_install"), n));
         if ctx.errors() > before {
             continue;
         }
@@ -97,10 +87,29 @@ pub(crate) fn decode_profiles(ctx: &mut Ctx, node: &Node) -> Vec<ProfileConfig> 
                 selectors,
                 ipxe,
                 ipxe_line,
+                after_install: after_install.and_then(|(text, line)| Some((text?, line))),
             });
         }
     }
     out
+}
+
+/// A template: a non-empty string, and the config line of its first line (the parser places a
+/// block scalar, `ipxe: |`, at its first content line).
+fn template(ctx: &mut Ctx, key: &str, node: &Node) -> (Option<String>, usize) {
+    match &node.kind {
+        Kind::Scalar(Scalar { text, .. }) if !text.trim().is_empty() => {
+            (Some(text.clone()), node.line)
+        }
+        _ => {
+            ctx.error(
+                key,
+                node,
+                format!("expected the iPXE script template, got {}", node.describe()),
+            );
+            (None, 0)
+        }
+    }
 }
 
 fn decode_match(ctx: &mut Ctx, key: &str, node: &Node) -> ProfileMatch {
