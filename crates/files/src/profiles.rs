@@ -663,4 +663,84 @@ mod tests {
             "worker sample"
         );
     }
+
+    mod properties {
+        use proptest::prelude::*;
+
+        use super::*;
+
+        fn small_match() -> impl Strategy<Value = ProfileMatch> {
+            (
+                proptest::collection::vec(0u8..3, 0..2),
+                proptest::collection::vec(0u16..3, 0..2),
+                proptest::collection::vec(0usize..2, 0..2),
+                proptest::option::of(0u8..2),
+            )
+                .prop_map(|(macs, arch, kinds, role)| ProfileMatch {
+                    mac: macs
+                        .iter()
+                        .map(|m| format!("52:54:00:00:00:{m:02x}"))
+                        .collect(),
+                    arch,
+                    kind: kinds
+                        .iter()
+                        .map(|k| ["ipxe", "bios"][*k].to_string())
+                        .collect(),
+                    labels: role
+                        .map(|r| [("role".to_string(), format!("r{r}"))].into())
+                        .unwrap_or_default(),
+                    ..ProfileMatch::default()
+                })
+        }
+
+        fn small_facts() -> impl Strategy<Value = Facts> {
+            (
+                proptest::option::of(0u8..3),
+                proptest::option::of(0u16..3),
+                proptest::option::of(0usize..2),
+                proptest::option::of(0u8..2),
+            )
+                .prop_map(|(mac, arch, kind, role)| Facts {
+                    mac: mac.map(|m| [0x52, 0x54, 0, 0, 0, m]),
+                    arch,
+                    kind: kind.map(|k| ["ipxe", "bios"][k].to_string()),
+                    labels: role
+                        .map(|r| [("role".to_string(), format!("r{r}"))].into())
+                        .unwrap_or_default(),
+                    ..Facts::default()
+                })
+        }
+
+        proptest! {
+            /// The chosen profile matches, no matching profile is more specific, and an earlier
+            /// one of the same specificity does not match; no profile is chosen only when none
+            /// matches.
+            #[test]
+            fn the_choice_is_the_first_most_specific_match(
+                selectors in proptest::collection::vec(small_match(), 0..6),
+                facts in small_facts(),
+            ) {
+                let config: Vec<ProfileConfig> = selectors
+                    .iter()
+                    .enumerate()
+                    .map(|(i, m)| profile(&format!("p{i}"), m.clone(), "x"))
+                    .collect();
+                let profiles = Profiles::compile(&config).unwrap();
+                let matching: Vec<usize> = (0..selectors.len())
+                    .filter(|i| matches(&selectors[*i], &facts).is_some())
+                    .collect();
+                match profiles.select(&facts) {
+                    None => prop_assert!(matching.is_empty()),
+                    Some(chosen) => {
+                        prop_assert!(matching.contains(&chosen.index));
+                        let best = selectors[chosen.index].specificity();
+                        for &i in &matching {
+                            let s = selectors[i].specificity();
+                            prop_assert!(s < best || (s == best && i >= chosen.index));
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
