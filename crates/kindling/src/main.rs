@@ -9,6 +9,7 @@ mod explain;
 mod lease_names;
 mod leases;
 mod serve;
+mod services;
 
 use std::process::ExitCode;
 
