@@ -18,8 +18,8 @@ use tracing_subscriber::EnvFilter;
 
 use crate::lease_names::{self, NameBridge};
 use crate::services::{
-    Change, RunningDhcp, RunningDns, RunningTftp, SHUTDOWN_GRACE, Service, Stop, Wiring, apply,
-    start,
+    Change, RunningDhcp, RunningDns, RunningHttp, RunningTftp, SHUTDOWN_GRACE, Service, Stop,
+    Wiring, apply, start,
 };
 
 use crate::cli::LogFormatArg;
@@ -282,6 +282,7 @@ struct Services {
     tftp: Option<RunningTftp>,
     dhcp: Option<RunningDhcp>,
     dns: Option<RunningDns>,
+    http: Option<RunningHttp>,
 }
 
 impl Services {
@@ -293,6 +294,7 @@ impl Services {
         services.tftp = start(config, services.wiring()).await?;
         services.dhcp = start(config, services.wiring()).await?;
         services.dns = start(config, services.wiring()).await?;
+        services.http = start(config, services.wiring()).await?;
         Ok(services)
     }
 
@@ -322,6 +324,7 @@ impl Services {
             tftp,
             dhcp,
             dns,
+            http,
         } = self;
         let tree = tree.as_ref();
         apply(tftp, config, Wiring { tree, dhcp: None }).await?;
@@ -331,6 +334,7 @@ impl Services {
             dhcp: dhcp.as_ref(),
         };
         let dns_change = apply(dns, config, wiring).await?;
+        apply(http, config, Wiring { tree, dhcp: None }).await?;
         if dhcp_change == Change::Replaced
             && dns_change == Change::Reloaded
             && let Some(running) = self.dns.as_mut()
@@ -356,10 +360,14 @@ impl Services {
         line(self.tftp.as_ref());
         line(self.dhcp.as_ref());
         line(self.dns.as_ref());
+        line(self.http.as_ref());
     }
 
     /// Stops every service, the DNS names first and the file transfers last.
     async fn stop(mut self) {
+        if let Some(running) = self.http.take() {
+            running.stop(Stop::Now).await;
+        }
         if let Some(running) = self.dns.take() {
             running.stop(Stop::Now).await;
         }

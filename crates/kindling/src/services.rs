@@ -1,6 +1,6 @@
 //! One shape for every service the binary runs: bind, reload, stop, stats.
 //!
-//! Each service (TFTP, DHCP, DNS) has a small adapter here that implements [`Service`] over
+//! Each service (TFTP, DHCP, DNS, HTTP) has a small adapter here that implements [`Service`] over
 //! its crate's own handle and picks its section out of the [`Config`]. `serve.rs` then starts,
 //! reloads and stops all of them with the same two generic functions, [`start`] and
 //! [`apply`]; what differs between services (which config section, whether a change needs a
@@ -17,6 +17,7 @@ use kindling_config::{Config, DhcpMode};
 use kindling_dhcp::service::{DhcpHandle, DhcpService};
 use kindling_dns::{DnsError, DnsHandle, DnsService};
 use kindling_files::BootTree;
+use kindling_http::HttpService;
 use kindling_tftp::{TftpHandle, TftpService};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -374,6 +375,61 @@ impl Service for RunningDns {
             stop.cancel();
             let _ = task.await;
         }
+        self.shutdown.cancel();
+        join_within_grace(Self::NAME, self.task).await;
+    }
+
+    fn stats(&self) -> Stats {
+        Stats {
+            listening: self.listening.clone(),
+        }
+    }
+}
+
+pub(crate) struct RunningHttp {
+    task: JoinHandle<()>,
+    shutdown: CancellationToken,
+    config: kindling_config::HttpConfig,
+    listening: Vec<SocketAddr>,
+}
+
+impl Service for RunningHttp {
+    const NAME: &'static str = "http";
+
+    fn enabled(config: &Config) -> bool {
+        config.http.is_some()
+    }
+
+    async fn bind(config: &Config, wiring: Wiring<'_>) -> anyhow::Result<Self> {
+        let (Some(http_config), Some(tree)) = (&config.http, wiring.tree) else {
+            anyhow::bail!("no http section or no boot tree (http needs the tftp section)");
+        };
+        let service = HttpService::bind(Arc::new(http_config.clone()), tree.clone())?;
+        let listening = service.local_addrs();
+        for addr in &listening {
+            info!(addr = %addr, "http listening");
+        }
+        let shutdown = CancellationToken::new();
+        let task = tokio::spawn(service.run(shutdown.clone()));
+        Ok(RunningHttp {
+            task,
+            shutdown,
+            config: http_config.clone(),
+            listening,
+        })
+    }
+
+    async fn reload(&mut self, config: &Config, _wiring: Wiring<'_>) -> anyhow::Result<Reloaded> {
+        // The boot tree is shared: a new root reaches HTTP without a restart. Sockets and
+        // limits are set at bind.
+        if config.http.as_ref() == Some(&self.config) {
+            Ok(Reloaded::Applied)
+        } else {
+            Ok(Reloaded::Restart("http settings changed by reload"))
+        }
+    }
+
+    async fn stop(self, _how: Stop) {
         self.shutdown.cancel();
         join_within_grace(Self::NAME, self.task).await;
     }

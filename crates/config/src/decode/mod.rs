@@ -7,6 +7,7 @@
 mod dhcp;
 pub(crate) mod dhcp_options;
 mod dns;
+mod http;
 mod reader;
 mod tftp;
 
@@ -17,6 +18,7 @@ use crate::model::*;
 use crate::yaml::{Kind, Node};
 use dhcp::decode_dhcp;
 use dns::decode_dns;
+use http::decode_http;
 pub(crate) use reader::Ctx;
 use reader::*;
 use tftp::decode_tftp;
@@ -24,7 +26,7 @@ use tftp::decode_tftp;
 const DEFAULT_STATE_DIR: &str = "/var/lib/kindling";
 const DEFAULT_LOG_LEVEL: &str = "info";
 
-const TOP_KEYS: &[&str] = &["state_dir", "log", "tftp", "boot", "dhcp", "dns"];
+const TOP_KEYS: &[&str] = &["state_dir", "log", "tftp", "boot", "dhcp", "dns", "http"];
 const LOG_KEYS: &[&str] = &["format", "level"];
 const BOOT_KEYS: &[&str] = &["bios", "uefi_x64", "uefi_arm64", "ipxe"];
 
@@ -139,6 +141,7 @@ pub(crate) fn decode(root: Option<&Node>, ctx: &mut Ctx) -> Config {
         boot: BootConfig::default(),
         dhcp: None,
         dns: None,
+        http: None,
     };
     let Some(top) = open_map(ctx, "", root, TOP_KEYS) else {
         return config;
@@ -173,6 +176,16 @@ pub(crate) fn decode(root: Option<&Node>, ctx: &mut Ctx) -> Config {
     }
     if let Some(n) = top.section("dns") {
         config.dns = decode_dns(ctx, n);
+    }
+    if let Some(n) = top.section("http") {
+        config.http = decode_http(ctx, n);
+        if config.http.is_some() && config.tftp.is_none() {
+            ctx.error(
+                "http",
+                n,
+                "HTTP serves the boot tree, tftp.root, but the tftp section is off or missing",
+            );
+        }
     }
     if let (Some(tftp), Some(dns)) = (&config.tftp, &config.dns) {
         for addr in &tftp.listen {
@@ -225,7 +238,11 @@ pub(crate) fn cross_check(ctx: &mut Ctx, config: &Config) {
             "DHCP is on but boot is empty: PXE clients are not told what to load",
         );
     }
-    if config.tftp.is_none() && config.dhcp.is_none() && config.dns.is_none() {
+    if config.tftp.is_none()
+        && config.dhcp.is_none()
+        && config.dns.is_none()
+        && config.http.is_none()
+    {
         ctx.push(
             Severity::Warning,
             "",
