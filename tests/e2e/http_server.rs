@@ -349,3 +349,41 @@ fn oversized_headers_and_slow_clients_are_cut_off_without_stalling_others() {
         "nothing is served to an unfinished request"
     );
 }
+
+#[test]
+fn a_client_that_stops_reading_is_cut_off_and_frees_its_connection() {
+    let fixture = Fixture::new();
+    let size = 64 << 20;
+    fixture.write("big.bin", &vec![7u8; size]);
+    fixture.write("ok.txt", b"fine");
+    let mut daemon = fixture.start(
+        "  listen: [\"127.0.0.1:0\"]\nhttp:\n  listen: [\"127.0.0.1:0\", \"[::1]:0\"]\n  max_connections: 1\n  send_timeout: 1s\n",
+    );
+    let server = http_addrs(&daemon)[0];
+    let mut stalled = TcpStream::connect(server).unwrap();
+    write!(stalled, "GET /big.bin HTTP/1.1\r\nHost: k\r\n\r\n").unwrap();
+    // The only connection is taken; the next client waits until the stalled one is cut off.
+    let started = std::time::Instant::now();
+    let response = raw_http(server, "/ok.txt");
+    let waited = started.elapsed();
+    assert!(!response.is_empty(), "after {waited:?}: {}", daemon.log());
+    assert_eq!(status_of(&response), 200);
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_secs(10),
+        "served after {waited:?}"
+    );
+    stalled
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    let mut received = Vec::new();
+    let _ = stalled.read_to_end(&mut received);
+    assert!(received.len() < size, "the stalled client got everything");
+    daemon.wait_for_log("status=200 bytes=", Duration::from_secs(5));
+    let log = daemon.log();
+    let cut = log
+        .lines()
+        .find(|line| line.contains("big.bin") && line.contains("http request"))
+        .unwrap_or_else(|| panic!("{log}"));
+    let sent: usize = field(cut, "bytes").unwrap().parse().unwrap();
+    assert!(sent < size, "{cut}");
+}

@@ -351,6 +351,7 @@ fn http(out: &mut Out, h: &HttpConfig) {
         "header_timeout",
         &quote(&format_duration(h.header_timeout)),
     );
+    out.kv(2, "send_timeout", &quote(&format_duration(h.send_timeout)));
 }
 
 fn dns(out: &mut Out, d: &DnsConfig) {

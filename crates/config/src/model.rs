@@ -38,6 +38,9 @@ pub struct HttpConfig {
     pub max_connections: usize,
     /// How long a client may take to send its request line and headers (`http.header_timeout`).
     pub header_timeout: Duration,
+    /// How long a client may take no bytes of a reply before it is disconnected
+    /// (`http.send_timeout`).
+    pub send_timeout: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

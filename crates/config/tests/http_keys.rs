@@ -11,7 +11,7 @@ const TFTP: &str = "tftp:\n  root: /srv/tftp\n";
 #[test]
 fn http_takes_listen_addresses_on_both_families_and_has_defaults() {
     let text = format!(
-        "{TFTP}http:\n  listen: [\"0.0.0.0:8080\", \"[::]:8081\"]\n  max_connections: 64\n  header_timeout: 5s\n"
+        "{TFTP}http:\n  listen: [\"0.0.0.0:8080\", \"[::]:8081\"]\n  max_connections: 64\n  header_timeout: 5s\n  send_timeout: 2m\n"
     );
     let http = parse(&text, "t").unwrap().config.http.unwrap();
     assert_eq!(
@@ -23,6 +23,7 @@ fn http_takes_listen_addresses_on_both_families_and_has_defaults() {
     );
     assert_eq!(http.max_connections, 64);
     assert_eq!(http.header_timeout, Duration::from_secs(5));
+    assert_eq!(http.send_timeout, Duration::from_secs(120));
 
     let defaults = parse(&format!("{TFTP}http: {{}}\n"), "t")
         .unwrap()
@@ -55,6 +56,7 @@ fn http_needs_the_tftp_root_and_valid_values() {
         ("http:\n  listen: [\"nonsense\"]\n", "http.listen"),
         ("http:\n  max_connections: 0\n", "http.max_connections"),
         ("http:\n  header_timeout: 0s\n", "http.header_timeout"),
+        ("http:\n  send_timeout: 0s\n", "http.send_timeout"),
         ("http:\n  bogus: 1\n", "http.bogus"),
     ] {
         let text = parse(&format!("{TFTP}{bad}"), "t").unwrap_err().to_string();

@@ -13,6 +13,7 @@
 mod answer;
 mod error;
 mod server;
+mod stall;
 
 pub use answer::router;
 pub use error::HttpError;

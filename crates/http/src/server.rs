@@ -1,10 +1,11 @@
 //! Listening sockets and connections.
 //!
-//! One task per listening socket accepts connections while fewer than `http.max_connections`
-//! are open (the rest wait in the kernel's backlog) and serves each on a task of its own with
+//! One loop accepts connections from every listening socket while fewer than
+//! `http.max_connections` are open (the rest wait in the kernel's backlog) and serves each on a task of its own with
 //! hyper's HTTP/1 server: keep-alive, a request line and headers of at most
 //! [`MAX_HEADER_BYTES`] (more is refused by hyper with 431), and `http.header_timeout` for a
-//! client to send them. On shutdown the listeners stop and open connections are closed.
+//! client to send them; a client that takes no bytes of a reply for `http.send_timeout` is
+//! disconnected (`stall.rs`). On shutdown the listeners stop and open connections are closed.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -22,6 +23,7 @@ use tracing::debug;
 
 use crate::answer::{Peer, router};
 use crate::error::HttpError;
+use crate::stall::StallGuard;
 
 /// The largest request line plus headers read from a client (hyper's buffer limit).
 pub const MAX_HEADER_BYTES: usize = 16 * 1024;
@@ -63,23 +65,15 @@ impl HttpService {
 
     /// Serves until `shutdown` is cancelled, then closes every connection and returns.
     pub async fn run(self, shutdown: CancellationToken) {
-        let permits = Arc::new(Semaphore::new(self.config.max_connections));
         let connections = TaskTracker::new();
-        let app = router(self.tree.clone());
-        let mut accepting = Vec::new();
-        for (_, listener) in self.listeners {
-            accepting.push(tokio::spawn(accept(
-                listener,
-                app.clone(),
-                Arc::clone(&self.config),
-                Arc::clone(&permits),
-                connections.clone(),
-                shutdown.clone(),
-            )));
-        }
-        for task in accepting {
-            let _ = task.await;
-        }
+        accept(
+            &self.listeners,
+            router(self.tree.clone()),
+            &self.config,
+            &connections,
+            &shutdown,
+        )
+        .await;
         connections.close();
         connections.wait().await;
     }
@@ -99,14 +93,17 @@ fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::from_std(socket.into())
 }
 
+/// One loop for every listening socket: a connection is accepted (from whichever socket has
+/// one) only once a connection slot is free, so the slots are shared by all addresses and the
+/// connections over the limit wait in the kernel's backlog.
 async fn accept(
-    listener: TcpListener,
+    listeners: &[(SocketAddr, TcpListener)],
     app: axum::Router,
-    config: Arc<HttpConfig>,
-    permits: Arc<Semaphore>,
-    connections: TaskTracker,
-    shutdown: CancellationToken,
+    config: &Arc<HttpConfig>,
+    connections: &TaskTracker,
+    shutdown: &CancellationToken,
 ) {
+    let permits = Arc::new(Semaphore::new(config.max_connections));
     loop {
         let permit = tokio::select! {
             _ = shutdown.cancelled() => return,
@@ -115,9 +112,17 @@ async fn accept(
                 Err(_) => return,
             },
         };
+        let next = std::future::poll_fn(|cx| {
+            for (_, listener) in listeners {
+                if let std::task::Poll::Ready(accepted) = listener.poll_accept(cx) {
+                    return std::task::Poll::Ready(accepted);
+                }
+            }
+            std::task::Poll::Pending
+        });
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => return,
-            accepted = listener.accept() => match accepted {
+            accepted = next => match accepted {
                 Ok(accepted) => accepted,
                 Err(error) => {
                     debug!(%error, "http accept failed");
@@ -126,7 +131,7 @@ async fn accept(
             },
         };
         let app = app.clone();
-        let config = Arc::clone(&config);
+        let config = Arc::clone(config);
         let shutdown = shutdown.clone();
         connections.spawn(async move {
             let _permit = permit;
@@ -141,6 +146,7 @@ async fn accept(
                 .keep_alive(true)
                 .header_read_timeout(config.header_timeout)
                 .max_buf_size(MAX_HEADER_BYTES);
+            let stream = StallGuard::new(stream, config.send_timeout);
             let connection = builder.serve_connection(TokioIo::new(stream), service);
             tokio::select! {
                 served = connection => {

@@ -10,8 +10,15 @@ use super::reader::*;
 const DEFAULT_HTTP_LISTEN: [&str; 2] = ["0.0.0.0:8080", "[::]:8080"];
 const DEFAULT_MAX_CONNECTIONS: u64 = 512;
 const DEFAULT_HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+const DEFAULT_SEND_TIMEOUT: Duration = Duration::from_secs(30);
 
-const HTTP_KEYS: &[&str] = &["enabled", "listen", "max_connections", "header_timeout"];
+const HTTP_KEYS: &[&str] = &[
+    "enabled",
+    "listen",
+    "max_connections",
+    "header_timeout",
+    "send_timeout",
+];
 
 pub(super) fn decode_http(ctx: &mut Ctx, node: &Node) -> Option<HttpConfig> {
     let f = open_map(ctx, "http", node, HTTP_KEYS)?;
@@ -49,6 +56,17 @@ pub(super) fn decode_http(ctx: &mut Ctx, node: &Node) -> Option<HttpConfig> {
             )
         })
         .unwrap_or(DEFAULT_HEADER_TIMEOUT);
+    let send_timeout = f
+        .get("send_timeout")
+        .and_then(|n| {
+            duration(
+                ctx,
+                "http.send_timeout",
+                n,
+                Duration::from_secs(1)..=Duration::from_secs(3600),
+            )
+        })
+        .unwrap_or(DEFAULT_SEND_TIMEOUT);
     if !enabled {
         return None;
     }
@@ -56,5 +74,6 @@ pub(super) fn decode_http(ctx: &mut Ctx, node: &Node) -> Option<HttpConfig> {
         listen,
         max_connections: usize::try_from(max_connections).unwrap_or(usize::MAX),
         header_timeout,
+        send_timeout,
     })
 }
