@@ -99,6 +99,7 @@ proptest! {
             dhcp: None,
             dns: None,
             http: None,
+            profiles: Vec::new(),
         };
         prop_assume!(!root.trim().is_empty());
         let text = to_yaml(&config);

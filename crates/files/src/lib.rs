@@ -19,6 +19,7 @@
 //! `fstat`, reading) are plain calls; callers run them off the async threads.
 
 pub mod cache;
+pub mod profiles;
 pub mod root;
 
 use std::fmt;

@@ -109,11 +109,25 @@ fn errors_text(errors: &ConfigErrors) -> String {
     format!("the config does not validate:\n{errors}")
 }
 
+/// The profiles' template errors: each template compiled, then rendered with sample facts.
+fn profile_errors(config: &kindling_config::Config) -> Vec<kindling_files::profiles::ProfileError> {
+    kindling_files::profiles::check(&config.profiles)
+}
+
 fn check_config(file: &Path) -> ExitCode {
     match kindling_config::load(file) {
         Ok(loaded) => {
             for warning in &loaded.warnings {
                 println!("{warning}");
+            }
+            let template_errors = profile_errors(&loaded.config);
+            if !template_errors.is_empty() {
+                for error in &template_errors {
+                    println!("{}: error: {error}", file.display());
+                }
+                let count = template_errors.len();
+                println!("{}: {count} error{}", file.display(), plural(count));
+                return ExitCode::from(2);
             }
             let warnings = loaded.warnings.len();
             println!(

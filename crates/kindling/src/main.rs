@@ -8,6 +8,7 @@ mod cli;
 mod explain;
 mod lease_names;
 mod leases;
+mod profile_scripts;
 mod serve;
 mod services;
 

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use kindling_config::{Config, DhcpMode, Loaded, LogFormat};
-use kindling_dhcp::service::{QuietRaService, ServiceConfig};
+use kindling_dhcp::service::{RaConfig, RaService, ServiceConfig};
 use kindling_dhcp::v4::server::{Environment, Settings};
 use kindling_dns::DnsSettings;
 use kindling_files::{BootTree, TreeConfig};
@@ -33,6 +33,14 @@ pub(crate) fn run(
     init_logging(&loaded.config, log_format);
     for warning in &loaded.warnings {
         warn!(config = %origin, "{warning}");
+    }
+    let template_errors = kindling_files::profiles::check(&loaded.config.profiles);
+    if !template_errors.is_empty() {
+        let list: Vec<String> = template_errors.iter().map(ToString::to_string).collect();
+        anyhow::bail!(
+            "the config's profiles do not render ({origin}):\n{}",
+            list.join("\n")
+        );
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -113,70 +121,86 @@ fn dhcp6_settings(
     }
 }
 
-/// The quiet router advertisement responder (`dhcp.v6.quiet_ra`), beside the DHCP service.
-struct RunningQuietRa {
+/// The router advertisement service (`dhcp.v6.router_advertisements`, `dhcp.v6.quiet_ra`),
+/// beside the DHCP service.
+struct RunningRa {
     task: JoinHandle<()>,
     shutdown: CancellationToken,
-    interfaces: Option<Vec<String>>,
+    reload: tokio::sync::watch::Sender<RaConfig>,
 }
 
-/// The interfaces the quiet RA serves (`None` inside: every non-loopback one), when it runs.
-fn quiet_ra_interfaces(config: &Config) -> Option<Option<Vec<String>>> {
-    let dhcp = config.dhcp.as_ref().filter(|d| d.quiet_ra_enabled())?;
-    Some(dhcp.interfaces.clone())
+fn ra_config(config: &Config) -> Option<RaConfig> {
+    RaConfig::from_config(config.dhcp.as_ref()?)
 }
 
-/// Starts the responder; one that cannot start is a warning, not a failure: iPXE then waits
+/// Starts the service; one that cannot start is a warning, not a failure: iPXE then waits
 /// for a router as it would without it.
-fn start_quiet_ra(config: &Config) -> Option<RunningQuietRa> {
-    let interfaces = quiet_ra_interfaces(config)?;
-    match QuietRaService::bind(interfaces.clone()) {
+fn start_ra(config: &Config) -> Option<RunningRa> {
+    let ra = ra_config(config)?;
+    match RaService::bind(ra.clone()) {
         Ok(service) => {
             let shutdown = CancellationToken::new();
-            let task = tokio::spawn(service.run(shutdown.clone()));
-            Some(RunningQuietRa {
+            let (reload, updates) = tokio::sync::watch::channel(ra);
+            let task = tokio::spawn(service.run(shutdown.clone(), updates));
+            Some(RunningRa {
                 task,
                 shutdown,
-                interfaces,
+                reload,
             })
         }
-        Err(quiet_ra_error) => {
+        Err(ra_error) => {
             warn!(
-                "dhcp.v6.quiet_ra is off: {quiet_ra_error}; iPXE will wait for a router advertisement as before"
+                "no router advertisements (dhcp.v6.router_advertisements, dhcp.v6.quiet_ra): \
+                 {ra_error}; clients wait for another router's advertisement"
             );
             None
         }
     }
 }
 
-async fn stop_quiet_ra(running: RunningQuietRa) {
+/// Stops the service (an interface that was a default router sends its final advertisement).
+async fn stop_ra(running: RunningRa) {
     running.shutdown.cancel();
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, running.task).await;
 }
 
-/// After a reload: restarts the responder when whether it runs or where has changed.
-async fn reload_quiet_ra(running: &mut Option<RunningQuietRa>, config: &Config) {
-    let wanted = quiet_ra_interfaces(config);
-    if running.as_ref().map(|r| r.interfaces.clone()) == wanted {
-        return;
+/// After a reload: hands the running service its new settings, or starts or stops it.
+async fn reload_ra(running: &mut Option<RunningRa>, config: &Config) {
+    match (running.as_ref(), ra_config(config)) {
+        (Some(r), Some(wanted)) => {
+            r.reload.send_if_modified(|current| {
+                let changed = *current != wanted;
+                *current = wanted;
+                changed
+            });
+        }
+        (Some(_), None) => {
+            if let Some(old) = running.take() {
+                stop_ra(old).await;
+            }
+        }
+        (None, Some(_)) => *running = start_ra(config),
+        (None, None) => {}
     }
-    if let Some(old) = running.take() {
-        stop_quiet_ra(old).await;
-    }
-    *running = start_quiet_ra(config);
 }
 
-fn note_unbuilt_services(config: &Config) {
+/// What the config asks for that this mode does not do, said once at start.
+fn note_unserved(config: &Config) {
     let Some(dhcp) = config.dhcp.as_ref() else {
         return;
     };
     let Some(v6) = dhcp.v6.as_ref() else {
         return;
     };
-    if v6.router_advertisements {
+    if v6.router_advertisements && dhcp.mode == DhcpMode::Proxy {
         warn!(
-            "dhcp.v6.router_advertisements is valid but this build sends no router advertisements \
-             with prefixes yet; clients need a router's RA with the M flag to start DHCPv6"
+            "dhcp.v6.router_advertisements is not sent in proxy mode: the segment's own router \
+             advertises (its M flag tells clients to use DHCPv6)"
+        );
+    } else if v6.router_advertisements && v6.subnets.is_empty() {
+        warn!(
+            "dhcp.v6.router_advertisements: true but dhcp.v6.subnets is empty: no interface has \
+             a prefix to advertise"
         );
     }
     if dhcp.mode == DhcpMode::Proxy && !v6.subnets.is_empty() {
@@ -291,6 +315,9 @@ impl Services {
             tree: open_tree(config)?,
             ..Services::default()
         };
+        if let Some(tree) = &services.tree {
+            crate::profile_scripts::install(tree, config);
+        }
         services.tftp = start(config, services.wiring()).await?;
         services.dhcp = start(config, services.wiring()).await?;
         services.dns = start(config, services.wiring()).await?;
@@ -342,7 +369,10 @@ impl Services {
             reconnect_names(running, self.dhcp.as_ref()).await;
         }
         match (prepared, &self.tree) {
-            (Some(prepared), Some(tree)) => tree.install(prepared),
+            (Some(prepared), Some(tree)) => {
+                tree.install(prepared);
+                crate::profile_scripts::install(tree, config);
+            }
             (None, _) => self.tree = None,
             (Some(_), None) => {}
         }
@@ -395,9 +425,9 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
         signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
 
-    note_unbuilt_services(&config);
+    note_unserved(&config);
     let mut services = Services::start(&config).await?;
-    let mut quiet_ra = start_quiet_ra(&config);
+    let mut ra = start_ra(&config);
     let mut current = config;
     notify(&[sd_notify::NotifyState::Ready]);
     services.log_stats();
@@ -414,7 +444,7 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
                 match reload(&current, config_path.as_ref(), &mut services).await {
                     Ok(Some(new_config)) => {
                         current = new_config;
-                        reload_quiet_ra(&mut quiet_ra, &current).await;
+                        reload_ra(&mut ra, &current).await;
                         info!("config reloaded");
                     }
                     Ok(None) => {}
@@ -430,8 +460,8 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
     }
 
     notify(&[sd_notify::NotifyState::Stopping]);
-    if let Some(running) = quiet_ra.take() {
-        stop_quiet_ra(running).await;
+    if let Some(running) = ra.take() {
+        stop_ra(running).await;
     }
     services.stop().await;
     info!("stopped");
@@ -452,11 +482,16 @@ async fn reload(
         warn!(config = %path.display(), "{warning}");
     }
     let new_config = loaded.config;
+    let template_errors = kindling_files::profiles::check(&new_config.profiles);
+    if !template_errors.is_empty() {
+        let list: Vec<String> = template_errors.iter().map(ToString::to_string).collect();
+        anyhow::bail!("the new profiles do not render:\n{}", list.join("\n"));
+    }
     if new_config.log != current.log {
         warn!("log settings changed; they take effect at the next restart");
     }
     services.reload(&new_config).await?;
-    note_unbuilt_services(&new_config);
+    note_unserved(&new_config);
     Ok(Some(new_config))
 }
 

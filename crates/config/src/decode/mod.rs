@@ -8,6 +8,7 @@ mod dhcp;
 pub(crate) mod dhcp_options;
 mod dns;
 mod http;
+mod profiles;
 mod reader;
 mod tftp;
 
@@ -17,8 +18,11 @@ use crate::Severity;
 use crate::model::*;
 use crate::yaml::{Kind, Node};
 use dhcp::decode_dhcp;
+pub use dhcp::parse_uuid;
 use dns::decode_dns;
 use http::decode_http;
+pub use profiles::CLIENT_KINDS;
+use profiles::decode_profiles;
 pub(crate) use reader::Ctx;
 use reader::*;
 use tftp::decode_tftp;
@@ -26,7 +30,16 @@ use tftp::decode_tftp;
 const DEFAULT_STATE_DIR: &str = "/var/lib/kindling";
 const DEFAULT_LOG_LEVEL: &str = "info";
 
-const TOP_KEYS: &[&str] = &["state_dir", "log", "tftp", "boot", "dhcp", "dns", "http"];
+const TOP_KEYS: &[&str] = &[
+    "state_dir",
+    "log",
+    "tftp",
+    "boot",
+    "dhcp",
+    "dns",
+    "http",
+    "profiles",
+];
 const LOG_KEYS: &[&str] = &["format", "level"];
 const BOOT_KEYS: &[&str] = &["bios", "uefi_x64", "uefi_arm64", "ipxe"];
 
@@ -142,6 +155,7 @@ pub(crate) fn decode(root: Option<&Node>, ctx: &mut Ctx) -> Config {
         dhcp: None,
         dns: None,
         http: None,
+        profiles: Vec::new(),
     };
     let Some(top) = open_map(ctx, "", root, TOP_KEYS) else {
         return config;
@@ -186,6 +200,9 @@ pub(crate) fn decode(root: Option<&Node>, ctx: &mut Ctx) -> Config {
                 "HTTP serves the boot tree, tftp.root, but the tftp section is off or missing",
             );
         }
+    }
+    if let Some(n) = top.get("profiles") {
+        config.profiles = decode_profiles(ctx, n);
     }
     if let (Some(tftp), Some(dns)) = (&config.tftp, &config.dns) {
         for addr in &tftp.listen {
