@@ -17,6 +17,7 @@ mod dhcp_server;
 mod dhcpv6;
 mod dns_server;
 mod harness;
+mod http_server;
 mod netns;
 mod profiles;
 mod quiet_ra;

@@ -1,5 +1,5 @@
 //! Per-machine boot scripts end to end: two machines that got their leases from Kindling fetch
-//! `boot.ipxe` over TFTP and each gets its own rendered profile; a machine without a lease
+//! `boot.ipxe` over TFTP (and one over HTTP too) and each gets its own rendered profile; a machine without a lease
 //! (proxy-style, known by the neighbour table) still gets one; a reload that breaks a template
 //! is refused and the old profiles keep serving.
 
@@ -14,7 +14,7 @@ const OTHER_MAC: &str = "52:54:00:99:68:21";
 
 fn section(lab: &Lab, profiles: &str) -> String {
     format!(
-        "  listen: [\"0.0.0.0:69\"]\nboot:\n  bios: undionly.kpxe\n  ipxe: boot.ipxe\ndhcp:\n  mode: server\n  interfaces: [eth0]\n  ping_check: false\n  lease_time: 1h\n  subnets:\n    - {{ network: NET.0/24, range: [NET.100, NET.120] }}\n  reservations:\n    - {{ mac: \"{WORKER_MAC}\", ip: NET.10, hostname: node10, labels: {{ role: worker }} }}\n{profiles}"
+        "  listen: [\"0.0.0.0:69\"]\nhttp:\n  listen: [\"0.0.0.0:8080\"]\nboot:\n  bios: undionly.kpxe\n  ipxe: boot.ipxe\ndhcp:\n  mode: server\n  interfaces: [eth0]\n  ping_check: false\n  lease_time: 1h\n  subnets:\n    - {{ network: NET.0/24, range: [NET.100, NET.120] }}\n  reservations:\n    - {{ mac: \"{WORKER_MAC}\", ip: NET.10, hostname: node10, labels: {{ role: worker }} }}\n{profiles}"
     )
     .replace("NET", &format!("10.99.{}", lab.n()))
 }
@@ -55,6 +55,20 @@ fn two_machines_fetch_their_own_rendered_scripts_over_tftp() {
             "#!ipxe\necho worker node10 {WORKER_MAC} from {}\nchain http://${{next-server}}/install\n",
             lab.ip(1)
         ),
+        "{}",
+        daemon.log()
+    );
+    // Over HTTP the same boot tree answers: the same machine gets the same script.
+    let output = run(
+        worker
+            .command("curl")
+            .args(["-s", "--max-time", "10"])
+            .arg(format!("http://{}:8080/boot.ipxe", lab.ip(1))),
+        Duration::from_secs(20),
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&output.stdout),
+        script,
         "{}",
         daemon.log()
     );

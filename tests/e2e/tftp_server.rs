@@ -396,3 +396,143 @@ fn blksize_is_granted_up_to_the_loopback_mtu_and_tsize_reports_the_length() {
         "unknown options are not echoed: {text:?}"
     );
 }
+
+/// Reads `name` over TFTP from `server` in lock-step.
+fn get(server: SocketAddr, name: &str) -> Vec<u8> {
+    let socket = client(server);
+    socket
+        .send_to(&request(1, name.as_bytes(), &[]), server)
+        .unwrap();
+    let (first, tid) = recv(&socket);
+    finish_download(&socket, first, tid)
+}
+
+/// The body of a plain HTTP/1.1 GET.
+fn http_get(server: SocketAddr, path: &str) -> Vec<u8> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(server).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: k\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let body = response
+        .windows(4)
+        .position(|window| window == b"\r\n\r\n")
+        .map_or(0, |at| at + 4);
+    assert!(
+        response.starts_with(b"HTTP/1.1 200"),
+        "{}",
+        String::from_utf8_lossy(&response)
+    );
+    response[body..].to_vec()
+}
+
+/// SIGHUP brings every service in line with the new file the same way (serve.rs `apply`): a
+/// new root serves from the next request, services the config now turns on (DNS, HTTP) start,
+/// one it turns off stops, and a root that cannot be opened refuses the whole reload.
+#[test]
+fn sighup_starts_reloads_and_stops_services_the_same_way() {
+    let mut daemon = start(
+        &[("a", b"old root".to_vec())],
+        "  listen: [\"127.0.0.1:0\"]\n",
+    );
+    let server = daemon.v4();
+    assert_eq!(get(server, "a"), b"old root");
+    let config = std::fs::read_to_string(daemon.config_path()).unwrap();
+    let config = config.replace("127.0.0.1:0", &server.to_string());
+
+    // A new root, and DNS turned on.
+    let new_root = daemon.config_path().with_file_name("root2");
+    std::fs::create_dir(&new_root).unwrap();
+    std::fs::write(new_root.join("a"), b"new root").unwrap();
+    let dns_port = UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let old_root = daemon.root();
+    let with_dns = format!(
+        "{}dns:\n  listen: [\"127.0.0.1:{dns_port}\"]\n  domain: lab.test\nhttp:\n  listen: [\"127.0.0.1:0\"]\n",
+        config.replace(
+            crate::harness::path_str(&old_root),
+            crate::harness::path_str(&new_root)
+        )
+    );
+    std::fs::write(daemon.config_path(), &with_dns).unwrap();
+    daemon.signal(SIGHUP);
+    daemon.wait_for_log("config reloaded", Duration::from_secs(5));
+    assert!(daemon.log().contains("dns listening"), "{}", daemon.log());
+    assert_eq!(get(server, "a"), b"new root", "the new root serves");
+    let http = daemon
+        .log()
+        .lines()
+        .find(|line| line.contains("http listening"))
+        .and_then(|line| crate::harness::field(line, "addr"))
+        .expect("http started by the reload")
+        .parse::<SocketAddr>()
+        .unwrap();
+    assert_eq!(
+        http_get(http, "/a"),
+        b"new root",
+        "HTTP serves the same tree"
+    );
+
+    // A root that cannot be opened: refused, nothing changes.
+    let missing = new_root.with_file_name("missing");
+    std::fs::write(
+        daemon.config_path(),
+        with_dns.replace(
+            crate::harness::path_str(&new_root),
+            crate::harness::path_str(&missing),
+        ),
+    )
+    .unwrap();
+    daemon.signal(SIGHUP);
+    daemon.wait_for_log("config reload refused", Duration::from_secs(5));
+    assert_eq!(get(server, "a"), b"new root");
+
+    // Another root, HTTP unchanged: the shared tree brings it to HTTP without a restart.
+    let third = new_root.with_file_name("root3");
+    std::fs::create_dir(&third).unwrap();
+    std::fs::write(third.join("a"), b"third root").unwrap();
+    let reloads = daemon.log().matches("config reloaded").count();
+    std::fs::write(
+        daemon.config_path(),
+        with_dns.replace(
+            crate::harness::path_str(&new_root),
+            crate::harness::path_str(&third),
+        ),
+    )
+    .unwrap();
+    daemon.signal(SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while daemon.log().matches("config reloaded").count() == reloads {
+        assert!(Instant::now() < deadline, "{}", daemon.log());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(get(server, "a"), b"third root");
+    assert_eq!(http_get(http, "/a"), b"third root");
+    assert!(!daemon.log().contains("restarting the http service"));
+
+    // TFTP turned off: the port stops answering.
+    let head = &config[..config.find("tftp:").unwrap()];
+    let dns_only =
+        format!("{head}dns:\n  listen: [\"127.0.0.1:{dns_port}\"]\n  domain: lab.test\n");
+    std::fs::write(daemon.config_path(), dns_only).unwrap();
+    daemon.signal(SIGHUP);
+    daemon.wait_for_log("tftp turned off by reload", Duration::from_secs(5));
+    let socket = client(server);
+    socket.send_to(&request(1, b"a", &[]), server).unwrap();
+    assert!(
+        try_recv(&socket, Duration::from_millis(500)).is_none(),
+        "nobody answers on the TFTP port any more"
+    );
+    daemon.signal(SIGTERM);
+    assert_eq!(daemon.wait_exit(Duration::from_secs(5)), Some(0));
+}

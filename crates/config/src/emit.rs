@@ -369,6 +369,19 @@ fn dhcp(out: &mut Out, d: &DhcpConfig) {
     }
 }
 
+fn http(out: &mut Out, h: &HttpConfig) {
+    out.line(0, "http:");
+    out.kv(2, "enabled", "true");
+    out.kv(2, "listen", &flow(&h.listen));
+    out.kv(2, "max_connections", &h.max_connections.to_string());
+    out.kv(
+        2,
+        "header_timeout",
+        &quote(&format_duration(h.header_timeout)),
+    );
+    out.kv(2, "send_timeout", &quote(&format_duration(h.send_timeout)));
+}
+
 fn dns(out: &mut Out, d: &DnsConfig) {
     out.line(0, "dns:");
     out.kv(2, "enabled", "true");
@@ -441,6 +454,10 @@ pub(crate) fn to_yaml(config: &Config) -> String {
     match &config.dns {
         Some(d) => dns(&mut out, d),
         None => out.line(0, "# dns: off"),
+    }
+    match &config.http {
+        Some(h) => http(&mut out, h),
+        None => out.line(0, "# http: off"),
     }
     profiles(&mut out, &config.profiles);
     out.0

@@ -26,8 +26,24 @@ pub struct Config {
     pub dhcp: Option<DhcpConfig>,
     /// Parsed and validated likewise; served once the DNS service exists.
     pub dns: Option<DnsConfig>,
+    /// `None` when the `http` section is absent or `enabled: false`. Needs `tftp` (its root
+    /// is the tree HTTP serves).
+    pub http: Option<HttpConfig>,
     /// `profiles`: per-machine iPXE scripts.
     pub profiles: Vec<ProfileConfig>,
+}
+
+/// The `http` section: the boot tree (`tftp.root`) over HTTP, read-only.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpConfig {
+    pub listen: Vec<SocketAddr>,
+    /// Connections served at once (`http.max_connections`); more wait in the kernel's backlog.
+    pub max_connections: usize,
+    /// How long a client may take to send its request line and headers (`http.header_timeout`).
+    pub header_timeout: Duration,
+    /// How long a client may take no bytes of a reply before it is disconnected
+    /// (`http.send_timeout`).
+    pub send_timeout: Duration,
 }
 
 /// One of `profiles`: an iPXE script template for the machines its selectors match.

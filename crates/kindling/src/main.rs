@@ -11,6 +11,7 @@ mod lease_names;
 mod leases;
 mod profile_scripts;
 mod serve;
+mod services;
 
 use std::process::ExitCode;
 

@@ -3,16 +3,13 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context;
 use kindling_config::{Config, DhcpMode, Loaded, LogFormat};
-use kindling_dhcp::service::{DhcpHandle, DhcpService, RaConfig, RaService, ServiceConfig};
+use kindling_dhcp::service::{RaConfig, RaService, ServiceConfig};
 use kindling_dhcp::v4::server::{Environment, Settings};
-use kindling_dns::{DnsError, DnsHandle, DnsService, DnsSettings};
+use kindling_dns::DnsSettings;
 use kindling_files::{BootTree, TreeConfig};
-use kindling_tftp::{TftpHandle, TftpService};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -20,12 +17,12 @@ use tracing::{error, info, warn};
 use tracing_subscriber::EnvFilter;
 
 use crate::lease_names::{self, NameBridge};
+use crate::services::{
+    Change, RunningDhcp, RunningDns, RunningHttp, RunningTftp, SHUTDOWN_GRACE, Service, Stop,
+    Wiring, apply, start,
+};
 
 use crate::cli::LogFormatArg;
-
-/// SIGINT/SIGTERM must end the process within 5 s; transfers get most of that to send their
-/// ERROR packets and remove partial uploads.
-const SHUTDOWN_GRACE: Duration = Duration::from_millis(4000);
 
 pub(crate) fn run(
     loaded: Loaded,
@@ -85,49 +82,7 @@ fn quiet_hickory(level: &str) -> String {
     }
 }
 
-struct RunningTftp {
-    handle: TftpHandle,
-    tree: BootTree,
-    task: JoinHandle<()>,
-    shutdown: CancellationToken,
-}
-
-async fn start_tftp(config: &Config) -> anyhow::Result<Option<RunningTftp>> {
-    let Some(tftp_config) = &config.tftp else {
-        info!("tftp is off (no tftp section, or enabled: false)");
-        return Ok(None);
-    };
-    let tree = BootTree::open(&TreeConfig::from_tftp(tftp_config))
-        .with_context(|| format!("opening tftp.root {}", tftp_config.root.display()))?;
-    crate::profile_scripts::install(&tree, config);
-    let service = TftpService::bind(Arc::new(tftp_config.clone()), tree.clone())
-        .await
-        .context("starting the TFTP service")?;
-    for addr in service.local_addrs() {
-        info!(addr = %addr, root = %tftp_config.root.display(), "tftp listening");
-    }
-    let handle = service.handle();
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(service.run(shutdown.clone()));
-    Ok(Some(RunningTftp {
-        handle,
-        tree,
-        task,
-        shutdown,
-    }))
-}
-
-struct RunningDhcp {
-    handle: DhcpHandle,
-    task: JoinHandle<()>,
-    shutdown: CancellationToken,
-    mode: DhcpMode,
-    state_dir: PathBuf,
-    /// DHCPv6 is served (port 547 is bound): turning it on or off restarts the service.
-    v6: bool,
-}
-
-fn dhcp_service_config(config: &Config) -> Option<ServiceConfig> {
+pub(crate) fn dhcp_service_config(config: &Config) -> Option<ServiceConfig> {
     let dhcp = config.dhcp.as_ref()?;
     let dns_domain = config.dns.as_ref().map(|dns| dns.domain.clone());
     let environment = Environment {
@@ -163,53 +118,6 @@ fn dhcp6_settings(
             );
             None
         }
-    }
-}
-
-async fn start_dhcp(config: &Config) -> anyhow::Result<Option<RunningDhcp>> {
-    let (Some(dhcp), Some(service_config)) = (&config.dhcp, dhcp_service_config(config)) else {
-        info!("dhcp is off (no dhcp section, or mode: off)");
-        return Ok(None);
-    };
-    let v6 = service_config.v6.is_some();
-    let (service, report) = DhcpService::bind(service_config, std::time::SystemTime::now())
-        .context("starting the DHCP service")?;
-    if let Some(report) = report {
-        let leases = service.leases();
-        if report.is_clean() {
-            info!(
-                state_dir = %config.state_dir.display(),
-                leases = leases.len(),
-                "dhcp lease store opened"
-            );
-        } else {
-            warn!(
-                state_dir = %config.state_dir.display(),
-                leases = leases.len(),
-                "dhcp lease store recovered from damage: {report:?}"
-            );
-        }
-    }
-    let handle = service.handle();
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn(service.run(shutdown.clone()));
-    Ok(Some(RunningDhcp {
-        handle,
-        task,
-        shutdown,
-        mode: dhcp.mode,
-        state_dir: config.state_dir.clone(),
-        v6,
-    }))
-}
-
-async fn stop_dhcp(running: RunningDhcp) {
-    running.shutdown.cancel();
-    if tokio::time::timeout(SHUTDOWN_GRACE, running.task)
-        .await
-        .is_err()
-    {
-        warn!("dhcp did not stop within the grace period; exiting anyway");
     }
 }
 
@@ -302,15 +210,6 @@ fn note_unserved(config: &Config) {
     }
 }
 
-struct RunningDns {
-    handle: DnsHandle,
-    task: JoinHandle<()>,
-    shutdown: CancellationToken,
-    /// The task that turns DHCP lease events into names, and hands its memory of what DNS
-    /// was told back when stopped (so a reconnection can bring DNS in line).
-    names: Option<(JoinHandle<NameBridge>, CancellationToken)>,
-}
-
 /// The networks DHCP serves: their reverse zones, and who may recurse by default.
 fn served_networks(config: &Config) -> Vec<ipnet::IpNet> {
     let Some(dhcp) = &config.dhcp else {
@@ -320,7 +219,7 @@ fn served_networks(config: &Config) -> Vec<ipnet::IpNet> {
     dhcp.subnets.iter().chain(v6).map(|s| s.network).collect()
 }
 
-fn dns_settings(config: &Config) -> anyhow::Result<Option<DnsSettings>> {
+pub(crate) fn dns_settings(config: &Config) -> anyhow::Result<Option<DnsSettings>> {
     let Some(dns) = &config.dns else {
         return Ok(None);
     };
@@ -336,7 +235,7 @@ fn dns_settings(config: &Config) -> anyhow::Result<Option<DnsSettings>> {
 /// The leases DNS names come from: a subscription to the lease events and the live leases
 /// on disk. Subscribing first and reading the journal second loses nothing: an event is
 /// published only after its lease is durable.
-fn lease_feed(
+pub(crate) fn lease_feed(
     dhcp: Option<&RunningDhcp>,
 ) -> Option<(
     tokio::sync::broadcast::Receiver<kindling_dhcp::event::LeaseEvent>,
@@ -356,45 +255,7 @@ fn lease_feed(
     Some((events, live, dhcp.state_dir.clone()))
 }
 
-async fn start_dns(
-    config: &Config,
-    dhcp: Option<&RunningDhcp>,
-) -> anyhow::Result<Option<RunningDns>> {
-    let Some(settings) = dns_settings(config)? else {
-        info!("dns is off (no dns section, or enabled: false)");
-        return Ok(None);
-    };
-    let feed = lease_feed(dhcp);
-    let initial = feed
-        .as_ref()
-        .map(|(_, live, _)| live.clone())
-        .unwrap_or_default();
-    let service = DnsService::bind(settings, initial.clone())
-        .await
-        .context("starting the DNS service")?;
-    let handle = service.handle();
-    let shutdown = CancellationToken::new();
-    let task = tokio::spawn({
-        let shutdown = shutdown.clone();
-        async move {
-            if let Err(dns_error) = service.run(shutdown).await {
-                error!("dns stopped: {dns_error}");
-            }
-        }
-    });
-    let mut running = RunningDns {
-        handle,
-        task,
-        shutdown,
-        names: None,
-    };
-    if let Some((events, _, state_dir)) = feed {
-        spawn_names(&mut running, events, NameBridge::new(&initial), state_dir);
-    }
-    Ok(Some(running))
-}
-
-fn spawn_names(
+pub(crate) fn spawn_names(
     dns: &mut RunningDns,
     events: tokio::sync::broadcast::Receiver<kindling_dhcp::event::LeaseEvent>,
     bridge: NameBridge,
@@ -437,18 +298,125 @@ async fn reconnect_names(dns: &mut RunningDns, dhcp: Option<&RunningDhcp>) {
     spawn_names(dns, events, bridge, state_dir);
 }
 
-async fn stop_dns(running: RunningDns) {
-    if let Some((task, stop)) = running.names {
-        stop.cancel();
-        let _ = task.await;
+/// The services and what they share.
+#[derive(Default)]
+struct Services {
+    /// The boot tree TFTP serves from, when the config has a `tftp` section.
+    tree: Option<BootTree>,
+    tftp: Option<RunningTftp>,
+    dhcp: Option<RunningDhcp>,
+    dns: Option<RunningDns>,
+    http: Option<RunningHttp>,
+}
+
+impl Services {
+    async fn start(config: &Config) -> anyhow::Result<Services> {
+        let mut services = Services {
+            tree: open_tree(config)?,
+            ..Services::default()
+        };
+        if let Some(tree) = &services.tree {
+            crate::profile_scripts::install(tree, config);
+        }
+        services.tftp = start(config, services.wiring()).await?;
+        services.dhcp = start(config, services.wiring()).await?;
+        services.dns = start(config, services.wiring()).await?;
+        services.http = start(config, services.wiring()).await?;
+        Ok(services)
     }
-    running.shutdown.cancel();
-    if tokio::time::timeout(SHUTDOWN_GRACE, running.task)
-        .await
-        .is_err()
-    {
-        warn!("dns did not stop within the grace period; exiting anyway");
+
+    fn wiring(&self) -> Wiring<'_> {
+        Wiring {
+            tree: self.tree.as_ref(),
+            dhcp: self.dhcp.as_ref(),
+        }
     }
+
+    /// Applies a new config to every service. Whatever can be refused is checked first (the
+    /// new root opens, the DNS zones build), so a refused config changes nothing.
+    async fn reload(&mut self, config: &Config) -> anyhow::Result<()> {
+        let prepared = match &config.tftp {
+            Some(tftp) => Some(
+                BootTree::prepare(&TreeConfig::from_tftp(tftp))
+                    .with_context(|| format!("opening tftp.root {}", tftp.root.display()))?,
+            ),
+            None => None,
+        };
+        dns_settings(config)?;
+        if self.tree.is_none() {
+            self.tree = open_tree(config)?;
+        }
+        let Services {
+            tree,
+            tftp,
+            dhcp,
+            dns,
+            http,
+        } = self;
+        let tree = tree.as_ref();
+        apply(tftp, config, Wiring { tree, dhcp: None }).await?;
+        let dhcp_change = apply(dhcp, config, Wiring { tree, dhcp: None }).await?;
+        let wiring = Wiring {
+            tree,
+            dhcp: dhcp.as_ref(),
+        };
+        let dns_change = apply(dns, config, wiring).await?;
+        apply(http, config, Wiring { tree, dhcp: None }).await?;
+        if dhcp_change == Change::Replaced
+            && dns_change == Change::Reloaded
+            && let Some(running) = self.dns.as_mut()
+        {
+            reconnect_names(running, self.dhcp.as_ref()).await;
+        }
+        match (prepared, &self.tree) {
+            (Some(prepared), Some(tree)) => {
+                tree.install(prepared);
+                crate::profile_scripts::install(tree, config);
+            }
+            (None, _) => self.tree = None,
+            (Some(_), None) => {}
+        }
+        Ok(())
+    }
+
+    /// One line per service that runs, with where it listens.
+    fn log_stats(&self) {
+        fn line<S: Service>(service: Option<&S>) {
+            if let Some(service) = service {
+                let stats = service.stats();
+                info!(service = S::NAME, listening = ?stats.listening, "serving");
+            }
+        }
+        line(self.tftp.as_ref());
+        line(self.dhcp.as_ref());
+        line(self.dns.as_ref());
+        line(self.http.as_ref());
+    }
+
+    /// Stops every service, the DNS names first and the file transfers last.
+    async fn stop(mut self) {
+        if let Some(running) = self.http.take() {
+            running.stop(Stop::Now).await;
+        }
+        if let Some(running) = self.dns.take() {
+            running.stop(Stop::Now).await;
+        }
+        if let Some(running) = self.dhcp.take() {
+            running.stop(Stop::Now).await;
+        }
+        if let Some(running) = self.tftp.take() {
+            running.stop(Stop::Now).await;
+        }
+    }
+}
+
+fn open_tree(config: &Config) -> anyhow::Result<Option<BootTree>> {
+    let Some(tftp) = &config.tftp else {
+        return Ok(None);
+    };
+    let tree = BootTree::open(&TreeConfig::from_tftp(tftp))
+        .with_context(|| format!("opening tftp.root {}", tftp.root.display()))?;
+    Ok(Some(tree))
 }
 
 async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<()> {
@@ -458,12 +426,11 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
 
     note_unserved(&config);
-    let mut tftp = start_tftp(&config).await?;
-    let mut dhcp = start_dhcp(&config).await?;
+    let mut services = Services::start(&config).await?;
     let mut ra = start_ra(&config);
-    let mut dns = start_dns(&config, dhcp.as_ref()).await?;
     let mut current = config;
     notify(&[sd_notify::NotifyState::Ready]);
+    services.log_stats();
     info!(version = env!("CARGO_PKG_VERSION"), "kindling ready");
 
     loop {
@@ -474,7 +441,7 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
                     reloading.push(stamp);
                 }
                 notify(&reloading);
-                match reload(&current, config_path.as_ref(), &mut tftp, &mut dhcp, &mut dns).await {
+                match reload(&current, config_path.as_ref(), &mut services).await {
                     Ok(Some(new_config)) => {
                         current = new_config;
                         reload_ra(&mut ra, &current).await;
@@ -493,24 +460,10 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
     }
 
     notify(&[sd_notify::NotifyState::Stopping]);
-    if let Some(running) = dns.take() {
-        stop_dns(running).await;
-    }
     if let Some(running) = ra.take() {
         stop_ra(running).await;
     }
-    if let Some(running) = dhcp.take() {
-        stop_dhcp(running).await;
-    }
-    if let Some(running) = tftp.take() {
-        running.shutdown.cancel();
-        if tokio::time::timeout(SHUTDOWN_GRACE, running.task)
-            .await
-            .is_err()
-        {
-            warn!("tftp did not stop within the grace period; exiting anyway");
-        }
-    }
+    services.stop().await;
     info!("stopped");
     Ok(())
 }
@@ -518,9 +471,7 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
 async fn reload(
     current: &Config,
     config_path: Option<&PathBuf>,
-    tftp: &mut Option<RunningTftp>,
-    dhcp: &mut Option<RunningDhcp>,
-    dns: &mut Option<RunningDns>,
+    services: &mut Services,
 ) -> anyhow::Result<Option<Config>> {
     let Some(path) = config_path else {
         info!("SIGHUP: serving the embedded default, nothing to reload");
@@ -539,88 +490,7 @@ async fn reload(
     if new_config.log != current.log {
         warn!("log settings changed; they take effect at the next restart");
     }
-    match (tftp.as_ref(), &new_config.tftp) {
-        (Some(running), Some(new_tftp)) => {
-            let layout = BootTree::prepare(&TreeConfig::from_tftp(new_tftp))
-                .with_context(|| format!("opening tftp.root {}", new_tftp.root.display()))?;
-            running
-                .handle
-                .reload(Arc::new(new_tftp.clone()))
-                .await
-                .context("applying the new tftp section")?;
-            running.tree.install(layout);
-            crate::profile_scripts::install(&running.tree, &new_config);
-        }
-        (None, Some(_)) => {
-            *tftp = start_tftp(&new_config).await?;
-        }
-        (Some(_), None) => {
-            if let Some(running) = tftp.take() {
-                info!("tftp turned off by reload; transfers in flight finish first");
-                running.handle.stop_listening();
-                tokio::spawn(async move {
-                    let _ = running.task.await;
-                    drop(running.shutdown);
-                });
-            }
-        }
-        (None, None) => {}
-    }
-    let new_service_config = dhcp_service_config(&new_config);
-    let same_service = dhcp.as_ref().is_some_and(|running| {
-        new_config.dhcp.as_ref().map(|d| d.mode) == Some(running.mode)
-            && new_config.state_dir == running.state_dir
-            && new_service_config.as_ref().is_some_and(|c| c.v6.is_some()) == running.v6
-    });
-    let new_dns = dns_settings(&new_config)?;
-    let mut dhcp_restarted = false;
-    match (dhcp.as_ref(), new_service_config) {
-        (Some(running), Some(service_config)) if same_service => {
-            running
-                .handle
-                .reload(service_config)
-                .await
-                .context("applying the new dhcp section")?;
-        }
-        (None, None) => {}
-        _ => {
-            if let Some(running) = dhcp.take() {
-                info!(
-                    "dhcp mode, state_dir or DHCPv6 changed by reload: restarting the DHCP service"
-                );
-                stop_dhcp(running).await;
-            }
-            *dhcp = start_dhcp(&new_config).await?;
-            dhcp_restarted = true;
-        }
-    }
-    match (dns.as_mut(), new_dns) {
-        (Some(running), Some(settings)) => match running.handle.reload(settings) {
-            Ok(()) => {
-                if dhcp_restarted {
-                    reconnect_names(running, dhcp.as_ref()).await;
-                }
-            }
-            Err(DnsError::RestartNeeded { .. }) => {
-                info!("dns listen addresses changed by reload: restarting the DNS service");
-                if let Some(old) = dns.take() {
-                    stop_dns(old).await;
-                }
-                *dns = start_dns(&new_config, dhcp.as_ref()).await?;
-            }
-            Err(dns_error) => {
-                return Err(anyhow::Error::new(dns_error).context("applying the new dns section"));
-            }
-        },
-        (None, Some(_)) => *dns = start_dns(&new_config, dhcp.as_ref()).await?,
-        (Some(_), None) => {
-            if let Some(old) = dns.take() {
-                info!("dns turned off by reload");
-                stop_dns(old).await;
-            }
-        }
-        (None, None) => {}
-    }
+    services.reload(&new_config).await?;
     note_unserved(&new_config);
     Ok(Some(new_config))
 }

@@ -53,6 +53,7 @@ fn service_crates_do_not_depend_on_each_other() {
         ("tftp", "kindling-tftp"),
         ("dhcp", "kindling-dhcp"),
         ("dns", "kindling-dns"),
+        ("http", "kindling-http"),
     ];
     for (krate, own_name) in services {
         let deps = dependency_names(krate);
@@ -75,6 +76,10 @@ fn service_crates_do_not_depend_on_each_other() {
         ("tftp", &["dhcproto", "hickory-proto", "hickory-server"][..]),
         ("dhcp", &["hickory-proto", "hickory-server"][..]),
         ("dns", &["dhcproto"][..]),
+        (
+            "http",
+            &["dhcproto", "hickory-proto", "hickory-server", "tower-http"][..],
+        ),
     ] {
         let deps = dependency_names(krate);
         for library in foreign {
@@ -123,18 +128,23 @@ fn the_boot_tree_knows_no_protocol() {
     }
 }
 
-/// "kindling-tftp ... opens no path itself: reads go through `BootTree::resolve`": the TFTP
-/// crate's sources never open a file or directory by name.
+/// "kindling-tftp ... opens no path itself: reads go through `BootTree::resolve`", and the
+/// same for kindling-http: neither crate's sources open a file or directory by name.
 #[test]
-fn the_tftp_shell_asks_the_boot_tree_for_files() {
-    assert!(
-        dependency_names("tftp")
-            .iter()
-            .any(|dep| dep == "kindling-files"),
-        "kindling-tftp gets its files from kindling-files"
-    );
+fn the_tftp_and_http_shells_ask_the_boot_tree_for_files() {
     let mut files = Vec::new();
-    rust_files(&workspace().join("crates/tftp/src"), &mut files);
+    for krate in ["tftp", "http"] {
+        assert!(
+            dependency_names(krate)
+                .iter()
+                .any(|dep| dep == "kindling-files"),
+            "kindling-{krate} gets its files from kindling-files"
+        );
+        rust_files(
+            &workspace().join("crates").join(krate).join("src"),
+            &mut files,
+        );
+    }
     for file in files {
         for (number, line) in read(&file).lines().enumerate() {
             let code = line.split("//").next().unwrap_or_default();
@@ -146,10 +156,11 @@ fn the_tftp_shell_asks_the_boot_tree_for_files() {
                 "open_read",
                 "std::fs::read",
                 "tokio::fs",
+                "ServeDir",
             ] {
                 assert!(
                     !code.contains(word),
-                    "{}:{}: the TFTP crate opens a path itself (`{word}`); ask the boot tree: {line}",
+                    "{}:{}: a file-serving crate opens a path itself (`{word}`); ask the boot tree: {line}",
                     file.display(),
                     number + 1
                 );
@@ -250,7 +261,7 @@ fn protocol_cores_touch_no_socket_clock_or_file() {
 #[test]
 fn only_the_binary_builds_a_runtime_or_installs_a_subscriber() {
     let mut files = Vec::new();
-    for krate in ["config", "udp", "files", "tftp", "dhcp", "dns"] {
+    for krate in ["config", "udp", "files", "tftp", "dhcp", "dns", "http"] {
         rust_files(
             &workspace().join("crates").join(krate).join("src"),
             &mut files,

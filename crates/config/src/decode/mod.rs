@@ -7,6 +7,7 @@
 mod dhcp;
 pub(crate) mod dhcp_options;
 mod dns;
+mod http;
 mod profiles;
 mod reader;
 mod tftp;
@@ -19,6 +20,7 @@ use crate::yaml::{Kind, Node};
 use dhcp::decode_dhcp;
 pub use dhcp::parse_uuid;
 use dns::decode_dns;
+use http::decode_http;
 pub use profiles::CLIENT_KINDS;
 use profiles::decode_profiles;
 pub(crate) use reader::Ctx;
@@ -35,6 +37,7 @@ const TOP_KEYS: &[&str] = &[
     "boot",
     "dhcp",
     "dns",
+    "http",
     "profiles",
 ];
 const LOG_KEYS: &[&str] = &["format", "level"];
@@ -151,6 +154,7 @@ pub(crate) fn decode(root: Option<&Node>, ctx: &mut Ctx) -> Config {
         boot: BootConfig::default(),
         dhcp: None,
         dns: None,
+        http: None,
         profiles: Vec::new(),
     };
     let Some(top) = open_map(ctx, "", root, TOP_KEYS) else {
@@ -186,6 +190,16 @@ pub(crate) fn decode(root: Option<&Node>, ctx: &mut Ctx) -> Config {
     }
     if let Some(n) = top.section("dns") {
         config.dns = decode_dns(ctx, n);
+    }
+    if let Some(n) = top.section("http") {
+        config.http = decode_http(ctx, n);
+        if config.http.is_some() && config.tftp.is_none() {
+            ctx.error(
+                "http",
+                n,
+                "HTTP serves the boot tree, tftp.root, but the tftp section is off or missing",
+            );
+        }
     }
     if let Some(n) = top.get("profiles") {
         config.profiles = decode_profiles(ctx, n);
@@ -241,7 +255,11 @@ pub(crate) fn cross_check(ctx: &mut Ctx, config: &Config) {
             "DHCP is on but boot is empty: PXE clients are not told what to load",
         );
     }
-    if config.tftp.is_none() && config.dhcp.is_none() && config.dns.is_none() {
+    if config.tftp.is_none()
+        && config.dhcp.is_none()
+        && config.dns.is_none()
+        && config.http.is_none()
+    {
         ctx.push(
             Severity::Warning,
             "",

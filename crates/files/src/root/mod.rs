@@ -178,6 +178,24 @@ impl FileIdentity {
     pub fn is_empty(&self) -> bool {
         self.len == 0
     }
+
+    /// The modification time when the identity was taken.
+    pub fn modified(&self) -> std::time::SystemTime {
+        let since_epoch = std::time::Duration::new(
+            u64::try_from(self.mtime_sec).unwrap_or(0),
+            u32::try_from(self.mtime_nsec).unwrap_or(0),
+        );
+        std::time::UNIX_EPOCH + since_epoch
+    }
+
+    /// An opaque text that changes whenever the content may have (another file, size or
+    /// modification time): a strong validator, such as an HTTP ETag.
+    pub fn version_tag(&self) -> String {
+        format!(
+            "{:x}-{:x}-{:x}-{:x}.{:x}",
+            self.dev, self.ino, self.len, self.mtime_sec, self.mtime_nsec
+        )
+    }
 }
 
 /// The path the kernel resolved for an open fd.
