@@ -45,6 +45,22 @@ fn start_kindling(lab: &Lab, fixture: Fixture) -> Daemon {
         "eth0",
         "nodad",
     ]);
+    // A second ULA with a lifetime, as SLAAC from another router's RA gives one (the boot
+    // benchmark's server picked one up from dnsmasq): the kernel lists it first, being newer,
+    // but option 59 must keep naming the configured ::1.
+    lab.server.netns.ip(&[
+        "-6",
+        "addr",
+        "add",
+        &format!("{p}aaaa/64"),
+        "dev",
+        "eth0",
+        "nodad",
+        "valid_lft",
+        "3600",
+        "preferred_lft",
+        "3600",
+    ]);
     let section = format!(
         "  listen: [\"0.0.0.0:69\", \"[::]:69\"]\nboot:\n  bios: undionly.kpxe\n  uefi_x64: ipxe.efi\n  ipxe: boot.ipxe\ndhcp:\n  mode: server\n  interfaces: [eth0]\n  lease_time: 1h\n  ping_check: false\n  subnets:\n    - network: NET.0/24\n      range: [NET.100, NET.120]\n  v6:\n    quiet_ra: off\n    subnets:\n      - {{ network: \"{p}/64\", range: [\"{p}100\", \"{p}1ff\"] }}\n"
     )
