@@ -7,7 +7,7 @@ Kindling with `quiet_ra: off` (main's behaviour before issue 13) and from dnsmas
 `--enable-ra` (the way dnsmasq users run it), on the same namespace lab, servers interleaved and
 rotated every repetition. The same two machines also boot over IPv6 alone (their IPv4 and ARP
 frames dropped at the tap): router advertisement with the M flag, DHCPv6 option 59, TFTP over
-IPv6, from Kindling (twice) and from dnsmasq. The time is from QEMU's start to the marker the
+IPv6, from Kindling (twice, with its own router advertisements) and from dnsmasq. The time is from QEMU's start to the marker the
 served script prints on the serial console. See bench/README.md.
 
 Imported by bench/run; standard library only.
@@ -59,7 +59,7 @@ SERVER_LABELS = {
     "dnsmasq": "dnsmasq --enable-ra",
 }
 V6_SERVER_LABELS = {
-    "kindling": "Kindling (DHCPv6; RAs from radvd)",
+    "kindling": "Kindling (router_advertisements: true)",
     "kindling-again": "Kindling again (A/A)",
     "dnsmasq": "dnsmasq --enable-ra, DHCPv6 range",
 }
@@ -230,10 +230,10 @@ def kindling_config(work: Path, root: Path, quiet_ra: bool, v6: bool = False) ->
         f"    - {{ network: {NET}.0/24, range: [{NET}.100, {NET}.200], router: {NET}.1 }}\n"
     )
     if v6:
-        # DHCPv6 on the segment's prefix; the RAs with the M flag come from radvd beside it
-        # (see radvd_argv), so Kindling's quiet RA is off.
+        # DHCPv6 on the segment's prefix and Kindling's own RAs: M and O, the prefix on-link
+        # and not autonomous, router lifetime 0.
         text += ("  v6:\n"
-                 "    quiet_ra: off\n"
+                 "    router_advertisements: true\n"
                  "    subnets:\n"
                  f"      - {{ network: \"{V6_PREFIX}/64\", "
                  f"range: [\"{V6_PREFIX}100\", \"{V6_PREFIX}1ff\"] }}\n")
@@ -244,23 +244,10 @@ def kindling_config(work: Path, root: Path, quiet_ra: bool, v6: bool = False) ->
     return path
 
 
-def radvd_config(work: Path) -> Path:
-    """Router advertisements for an IPv6 netboot segment without a router: M and O set, the
-    prefix on-link without autonomous addresses, router lifetime 0."""
-    path = work / "radvd.conf"
-    path.write_text(
-        "interface eth0 {\n"
-        "  AdvSendAdvert on;\n  AdvManagedFlag on;\n  AdvOtherConfigFlag on;\n"
-        "  MinRtrAdvInterval 3;\n  MaxRtrAdvInterval 10;\n  AdvDefaultLifetime 0;\n"
-        f"  prefix {V6_PREFIX}/64 {{ AdvOnLink on; AdvAutonomous off; }};\n"
-        "};\n")
-    return path
-
-
 def dnsmasq_v6_argv(work: Path, root: Path) -> list[str]:
     """dnsmasq for the IPv6-only boots: the same DHCPv4 setup, plus DHCPv6 on a range of the
     prefix with its own RAs (M set, A clear for a DHCPv6 range) and, by --ra-param, router
-    lifetime 0 (not the default router, like radvd for Kindling); option 59 names boot.ipxe
+    lifetime 0 (not the default router, like Kindling's); option 59 names boot.ipxe
     for clients sending a user class (option 15: iPXE), ipxe.efi for the others."""
     argv = dnsmasq_argv(work, root)
     cut = argv.index("--enable-ra")
@@ -293,7 +280,7 @@ def dnsmasq_argv(work: Path, root: Path) -> list[str]:
 
 def start_server(name: str, lab: BootLab, kindling: Path, work: Path, root: Path,
                  v6: bool = False) -> list[Process]:
-    """The server (and, for Kindling over IPv6, radvd beside it), ready."""
+    """The server, ready."""
     work.mkdir(parents=True, exist_ok=True)
     if name == "dnsmasq":
         argv = dnsmasq_v6_argv(work, root) if v6 else dnsmasq_argv(work, root)
@@ -305,24 +292,15 @@ def start_server(name: str, lab: BootLab, kindling: Path, work: Path, root: Path
                      work / "server.log")
     needles = ["dhcp listening", "kindling ready"]
     if v6:
-        needles.append("dhcpv6 listening")
+        needles += ["dhcpv6 listening", "advertising as the DHCPv6 segment's router"]
     elif name != "kindling-quiet-ra-off":
         needles.append("quiet router advertisements on")
-    processes = [server]
     try:
         server.wait_for(needles, 30)
-        if v6:
-            radvd = Process(in_ns(lab.srv_ns, ["radvd", "-n", "-m", "stderr", "-d", "1", "-C",
-                                               str(radvd_config(work)),
-                                               "-p", str(work / "radvd.pid")]),
-                            work / "radvd.log")
-            processes.append(radvd)
-            radvd.wait_for(["polling for"], 20)
     except BaseException:
-        for process in processes:
-            process.stop()
+        server.stop()
         raise
-    return processes
+    return [server]
 
 
 def qemu_argv(firmware: str, lab: BootLab, work: Path) -> list[str]:
@@ -398,7 +376,7 @@ def main(argv: list[str], *, suites: list[str], log: Log,
     if os.geteuid() != 0:
         log("the boot suite needs root (network namespaces, taps, port 67)")
         return 2
-    for tool in ("qemu-system-x86_64", "dnsmasq", "ip", "nft", "radvd"):
+    for tool in ("qemu-system-x86_64", "dnsmasq", "ip", "nft"):
         if shutil.which(tool) is None:
             log(f"{tool} is missing: run scripts/install-test-deps")
             return 2
@@ -551,8 +529,8 @@ def render(times: dict[tuple[str, str], list[float]], firmwares: list[str], reps
           "router lifetime 0), DHCPv6 with option 59 (`tftp://[fd00:99::1]/ipxe.efi` for OVMF's "
           "PXE client, `.../boot.ipxe` for iPXE, which sends user class `iPXE`), TFTP over IPv6. "
           "OVMF has IPv4 PXE turned off (fw_cfg `opt/org.tianocore/IPv4PXESupport=n`). Kindling "
-          "serves DHCPv6 and TFTP with radvd beside it for the RAs (M, O, A clear, router lifetime "
-          "0); dnsmasq serves both itself (`--enable-ra --ra-param=eth0,0,0`, a DHCPv6 "
+          "serves DHCPv6, TFTP and its own RAs (`dhcp.v6.router_advertisements: true`: M, O, A "
+          "clear, router lifetime 0); dnsmasq serves all three itself (`--enable-ra --ra-param=eth0,0,0`, a DHCPv6 "
           "`--dhcp-range`, `--dhcp-option=option6:bootfile-url` tagged on option 15).")
         w("")
         w("| server | " + " | ".join(FIRMWARE_LABELS[f] for f in v6) + " |")

@@ -8,9 +8,8 @@
 //!   ADVERTISE, and that iPXE, sending user class `iPXE`, gets `boot.ipxe` in the REPLY.
 //! - SeaBIOS with the iPXE NIC ROM reaches its script the same way.
 //!
-//! The router advertisements come from radvd in the server's namespace (M=1, O=1, the prefix
-//! on-link with A=0, router lifetime 0), with `quiet_ra: off` so that Kindling's quiet RA
-//! never competes with it.
+//! The router advertisements are Kindling's own (`dhcp.v6.router_advertisements: true`: M=1,
+//! O=1, the prefix on-link with A=0, router lifetime 0); no other router is on the segment.
 
 use std::net::Ipv6Addr;
 use std::time::{Duration, Instant};
@@ -32,8 +31,8 @@ fn prefix(lab: &Lab) -> String {
     format!("fd00:99:{}::", lab.n())
 }
 
-/// Kindling in server mode on the lab with DHCPv4 and DHCPv6 subnets and TFTP on both
-/// families: `ipxe.efi` for UEFI x64 PXE clients, `boot.ipxe` for iPXE.
+/// Kindling in server mode on the lab with DHCPv4 and DHCPv6 subnets, router advertisements
+/// and TFTP on both families: `ipxe.efi` for UEFI x64 PXE clients, `boot.ipxe` for iPXE.
 fn start_kindling(lab: &Lab, fixture: Fixture) -> Daemon {
     let p = prefix(lab);
     lab.server.netns.ip(&[
@@ -62,11 +61,15 @@ fn start_kindling(lab: &Lab, fixture: Fixture) -> Daemon {
         "3600",
     ]);
     let section = format!(
-        "  listen: [\"0.0.0.0:69\", \"[::]:69\"]\nboot:\n  bios: undionly.kpxe\n  uefi_x64: ipxe.efi\n  ipxe: boot.ipxe\ndhcp:\n  mode: server\n  interfaces: [eth0]\n  lease_time: 1h\n  ping_check: false\n  subnets:\n    - network: NET.0/24\n      range: [NET.100, NET.120]\n  v6:\n    quiet_ra: off\n    subnets:\n      - {{ network: \"{p}/64\", range: [\"{p}100\", \"{p}1ff\"] }}\n"
+        "  listen: [\"0.0.0.0:69\", \"[::]:69\"]\nboot:\n  bios: undionly.kpxe\n  uefi_x64: ipxe.efi\n  ipxe: boot.ipxe\ndhcp:\n  mode: server\n  interfaces: [eth0]\n  lease_time: 1h\n  ping_check: false\n  subnets:\n    - network: NET.0/24\n      range: [NET.100, NET.120]\n  v6:\n    router_advertisements: true\n    subnets:\n      - {{ network: \"{p}/64\", range: [\"{p}100\", \"{p}1ff\"] }}\n"
     )
     .replace("NET", &format!("10.99.{}", lab.n()));
     let mut daemon = fixture.start_in(&lab.server.exec_prefix(), &section);
     daemon.wait_for_log("dhcpv6 listening", Duration::from_secs(10));
+    daemon.wait_for_log(
+        "advertising as the DHCPv6 segment's router",
+        Duration::from_secs(10),
+    );
     daemon
 }
 
@@ -150,7 +153,6 @@ fn qemu_ovmf_pxe_boots_over_ipv6_only() {
     );
     std::fs::copy(IPXE_EFI, &ipxe_efi).unwrap();
     let daemon = start_kindling(&lab, fixture);
-    let _radvd = lab.start_radvd(&format!("{}/64", prefix(&lab)));
     let tap = lab.add_ipv6_only_tap("tap0");
     let mac = "52:54:00:99:66:10";
     let mut vm = Qemu::boot_ovmf_pxe(&lab, &tap, mac, false);
@@ -193,7 +195,6 @@ fn qemu_bios_ipxe_boots_over_ipv6_only() {
     let fixture = Fixture::new();
     let marker = write_marker_script(&fixture.root().join("boot.ipxe"));
     let daemon = start_kindling(&lab, fixture);
-    let _radvd = lab.start_radvd(&format!("{}/64", prefix(&lab)));
     let tap = lab.add_ipv6_only_tap("tap0");
     let mac = "52:54:00:99:67:10";
     let mut vm = Qemu::boot_bios_ipxe(&lab, &tap, mac);

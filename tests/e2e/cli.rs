@@ -203,6 +203,61 @@ fn explain_v6_prints_the_advertise_or_why_there_is_none() {
     assert!(none.contains("proxy mode serves no DHCPv6"), "{none}");
 }
 
+/// One reservation names a machine by its SMBIOS UUID on both families: option 97 on v4, a
+/// DUID-UUID on v6 (here in EDK2's byte order), whatever MAC the machine shows.
+#[test]
+fn explain_finds_a_reservation_by_smbios_uuid_on_both_families() {
+    let dhcp = format!(
+        "{SERVER_DHCP6}  reservations:\n    - {{ uuid: \"4c4c4544-0042-3510-8052-b3c04f595231\", \
+         hostname: node13, boot: {{ uefi_x64: special.efi }} }}\n"
+    );
+    let scratch = Scratch::new(&["ipxe.efi", "special.efi"], &dhcp);
+    let uuid = "4c4c4544-0042-3510-8052-b3c04f595231";
+    let v4 = text(&scratch.run(
+        "explain",
+        &["--mac", "52:54:00:12:34:56", "--arch", "7", "--uuid", uuid],
+    ));
+    assert!(
+        v4.contains("dhcp.reservations[0] matches by SMBIOS UUID (option 97)"),
+        "{v4}"
+    );
+    assert!(v4.contains("67 (boot file name): \"special.efi\""), "{v4}");
+    let v6 = text(&scratch.run("explain", &["--v6", "--arch", "7", "--uuid", uuid]));
+    assert!(
+        v6.contains("dhcp.reservations[0] names this client by its SMBIOS UUID"),
+        "{v6}"
+    );
+    assert!(v6.contains("tftp://[fd00:99::1]/special.efi"), "{v6}");
+    // EDK2 puts its EFI_GUID into the DUID-UUID as it lies in memory.
+    let edk2 = text(&scratch.run(
+        "explain",
+        &[
+            "--v6",
+            "--arch",
+            "7",
+            "--duid",
+            "00:04:44:45:4c:4c:42:00:10:35:80:52:b3:c0:4f:59:52:31",
+        ],
+    ));
+    assert!(edk2.contains("tftp://[fd00:99::1]/special.efi"), "{edk2}");
+    // Another machine is not the reserved one.
+    let other = text(&scratch.run(
+        "explain",
+        &[
+            "--v6",
+            "--arch",
+            "7",
+            "--uuid",
+            "4c4c4544-0042-3510-8052-b3c04f595232",
+        ],
+    ));
+    assert!(
+        other.contains("reservation: none names this client"),
+        "{other}"
+    );
+    assert!(other.contains("tftp://[fd00:99::1]/ipxe.efi"), "{other}");
+}
+
 #[test]
 fn explain_a_bios_pxe_client_gets_undionly_and_option_43() {
     let scratch = Scratch::new(&["undionly.kpxe"], SERVER_DHCP);

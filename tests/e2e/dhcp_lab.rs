@@ -412,32 +412,6 @@ impl Lab {
             .unwrap_or_else(|| panic!("no counter in the IPv4 filter:\n{text}"))
     }
 
-    /// Starts radvd in the server's namespace advertising `prefix` (such as `fd00:99:N::/64`) on
-    /// its `eth0` the way a netboot segment without a router needs it: M and O set (so EDK2
-    /// and iPXE start DHCPv6), the prefix on-link with no autonomous addresses (A clear), and
-    /// router lifetime 0 (not a default router). Returns once radvd runs.
-    pub(crate) fn start_radvd(&self, prefix: &str) -> Background {
-        require("radvd");
-        let host = &self.server;
-        let config = host.dir.path().join("radvd-managed.conf");
-        std::fs::write(
-            &config,
-            format!(
-                "interface eth0 {{\n  AdvSendAdvert on;\n  AdvManagedFlag on;\n  AdvOtherConfigFlag on;\n  MinRtrAdvInterval 3;\n  MaxRtrAdvInterval 10;\n  AdvDefaultLifetime 0;\n  prefix {prefix} {{ AdvOnLink on; AdvAutonomous off; }};\n}};\n"
-            ),
-        )
-        .unwrap();
-        let mut command = host.command("radvd");
-        command.args(["-n", "-m", "stderr", "-d", "1", "-C"]);
-        command
-            .arg(&config)
-            .arg("-p")
-            .arg(host.dir.path().join("radvd.pid"));
-        let mut radvd = Background::spawn("radvd", &mut command);
-        radvd.wait_for_log("polling for", Duration::from_secs(10));
-        radvd
-    }
-
     /// Starts a router-advertisement beacon on the bridge: RAs with no prefix, no M or O flag
     /// and a router lifetime of 0 (so no host gains an address or a route), sent every second
     /// and at once in answer to a router solicitation.

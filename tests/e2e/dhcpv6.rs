@@ -59,7 +59,7 @@ fn addresses(host: &LabHost, extra: &[&str]) -> String {
 
 /// Waits until `host`'s link-local address has finished duplicate address detection
 /// (dhclient -6 sends from it).
-fn wait_link_local(host: &LabHost) {
+pub(crate) fn wait_link_local(host: &LabHost) {
     let started = Instant::now();
     while !(addresses(host, &["tentative"]).trim().is_empty()
         && addresses(host, &["scope", "link"]).contains("inet6"))
@@ -71,7 +71,7 @@ fn wait_link_local(host: &LabHost) {
 
 /// Runs `dhclient -6 ARGS` on `host`'s eth0 with a script that puts the address on eth0 and
 /// records every event's environment; returns the events as text.
-fn dhclient6(host: &LabHost, args: &[&str]) -> String {
+pub(crate) fn dhclient6(host: &LabHost, args: &[&str]) -> String {
     use std::os::unix::fs::PermissionsExt;
     require("dhclient");
     let dir = host.dir.path();
@@ -108,7 +108,7 @@ fn dhclient6(host: &LabHost, args: &[&str]) -> String {
     std::fs::read_to_string(&events).unwrap_or_default() + "\n--dhclient--\n" + &text
 }
 
-fn env_value<'a>(events: &'a str, key: &str) -> Option<&'a str> {
+pub(crate) fn env_value<'a>(events: &'a str, key: &str) -> Option<&'a str> {
     events
         .lines()
         .rev()
@@ -195,7 +195,7 @@ fn dhclient6_gets_an_address_and_a_boot_url_and_releases_it() {
 }
 
 /// `dig +short @server ARGS` from `host`: the answer's data, one per line.
-fn dig(host: &LabHost, server: &str, args: &[&str]) -> Vec<String> {
+pub(crate) fn dig(host: &LabHost, server: &str, args: &[&str]) -> Vec<String> {
     require("dig");
     let output = host
         .command("dig")
@@ -213,7 +213,7 @@ fn dig(host: &LabHost, server: &str, args: &[&str]) -> Vec<String> {
 }
 
 /// Polls until `probe` holds, for at most 5 s.
-fn soon(what: &str, mut probe: impl FnMut() -> bool) {
+pub(crate) fn soon(what: &str, mut probe: impl FnMut() -> bool) {
     let started = Instant::now();
     while !probe() {
         assert!(
@@ -246,7 +246,8 @@ fn a_machine_keeps_its_aaaa_when_its_v4_lease_ends_and_its_a_when_its_v6_lease_e
         .parse()
         .unwrap();
     // DHCPv6 gives the client a /128; the on-link prefix comes from a router's RA, which this
-    // lab does not have, so the test adds the route an RA would give.
+    // test does not turn on (dhcp.v6.router_advertisements), so it adds the route an RA would
+    // give (router_adverts.rs shows Kindling's RA giving it).
     client.netns.ip(&[
         "-6",
         "route",
@@ -291,4 +292,53 @@ fn a_machine_keeps_its_aaaa_when_its_v4_lease_ends_and_its_a_when_its_v6_lease_e
         vec![v4.to_string()],
         "the v4 lease keeps its A when the v6 lease ends"
     );
+}
+
+/// Another DHCPv6 server on the link (dnsmasq): Kindling's probe finds it, names it, and
+/// lowers its own preference there to 0; Kindling's own probe is never taken for another
+/// server.
+#[test]
+fn another_dhcpv6_server_on_the_link_lowers_the_preference_to_zero() {
+    let lab = Lab::new("kv6coex", 66);
+    let p = prefix(&lab);
+    let other = lab.add_peer("other6", 254);
+    other.netns.ip(&[
+        "-6",
+        "addr",
+        "add",
+        &format!("{p}fe/64"),
+        "dev",
+        "eth0",
+        "nodad",
+    ]);
+    wait_link_local(&other);
+    let _dnsmasq =
+        crate::dhcp_lab::start_dnsmasq(&other, &[&format!("--dhcp-range={p}200,{p}2ff,64,1h")]);
+    let mut daemon = start(&lab, Fixture::new());
+    daemon.wait_for_log("lowering this server's preference", Duration::from_secs(20));
+    let log = daemon.log();
+    assert!(
+        log.lines()
+            .any(|l| l.contains("another DHCPv6 server answers on this link")
+                && l.contains("fe80::")
+                && l.contains(&format!("offered {p}2"))),
+        "{log}"
+    );
+    assert!(
+        !log.contains("our own coexistence probe"),
+        "the probe stays off our own port 547:\n{log}"
+    );
+}
+
+/// Alone on its link, Kindling keeps its preference and says nothing about other servers.
+#[test]
+fn alone_on_its_link_kindling_keeps_its_preference() {
+    let lab = Lab::new("kv6alone", 67);
+    let mut daemon = start(&lab, Fixture::new());
+    // The probe at start listens for 1.5 s before the service runs its loop.
+    daemon.wait_for_log("dhcpv6 listening", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_secs(3));
+    let log = daemon.log();
+    assert!(!log.contains("another DHCPv6 server"), "{log}");
+    assert!(!log.contains("could not probe"), "{log}");
 }

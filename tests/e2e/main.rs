@@ -20,6 +20,7 @@ mod dns_server;
 mod harness;
 mod netns;
 mod quiet_ra;
+mod router_adverts;
 mod tftp_clients;
 mod tftp_hostile;
 mod tftp_netns;

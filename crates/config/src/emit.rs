@@ -294,13 +294,37 @@ fn dhcp(out: &mut Out, d: &DhcpConfig) {
     } else {
         out.line(2, "reservations:");
         for r in &d.reservations {
-            out.kv(4, "- mac", &quote(&r.mac));
+            // The first key of the item carries the list dash.
+            let mut first = true;
+            let mut key = |name: &str| {
+                let dashed = if first {
+                    format!("- {name}")
+                } else {
+                    name.to_string()
+                };
+                let indent = if first { 4 } else { 6 };
+                first = false;
+                (indent, dashed)
+            };
+            if let Some(mac) = &r.mac {
+                let (indent, name) = key("mac");
+                out.kv(indent, &name, &quote(mac));
+            }
+            if let Some(uuid) = &r.uuid {
+                let (indent, name) = key("uuid");
+                out.kv(indent, &name, &quote(&format_uuid(uuid)));
+            }
+            if let Some(duid) = &r.duid {
+                let (indent, name) = key("duid");
+                out.kv(indent, &name, &quote(&format_hex(duid)));
+            }
             if let Some(id) = &r.client_id {
+                let (indent, name) = key("client_id");
                 let value = match std::str::from_utf8(id) {
                     Ok(s) if !s.chars().any(char::is_control) => quote(s),
                     _ => format!("{{ hex: {} }}", quote(&format_hex(id))),
                 };
-                out.kv(6, "client_id", &value);
+                out.kv(indent, &name, &value);
             }
             if r.ignore {
                 out.kv(6, "ignore", "true");
@@ -316,6 +340,9 @@ fn dhcp(out: &mut Out, d: &DhcpConfig) {
             }
             if !r.options.is_empty() {
                 options(out, 6, "options", &r.options);
+            }
+            if !r.labels.is_empty() {
+                labels(out, 6, &r.labels);
             }
         }
     }
@@ -334,6 +361,7 @@ fn dhcp(out: &mut Out, d: &DhcpConfig) {
                 "router_advertisements",
                 &v6.router_advertisements.to_string(),
             );
+            out.kv(4, "default_router", &v6.default_router.to_string());
             out.kv(4, "preference", &v6.preference.to_string());
             subnets(out, 4, &v6.subnets);
         }
@@ -414,7 +442,92 @@ pub(crate) fn to_yaml(config: &Config) -> String {
         Some(d) => dns(&mut out, d),
         None => out.line(0, "# dns: off"),
     }
+    profiles(&mut out, &config.profiles);
     out.0
+}
+
+fn labels(out: &mut Out, indent: usize, labels: &std::collections::BTreeMap<String, String>) {
+    let items: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| format!("{}: {}", quote(k), quote(v)))
+        .collect();
+    out.kv(indent, "labels", &format!("{{ {} }}", items.join(", ")));
+}
+
+fn profiles(out: &mut Out, profiles: &[ProfileConfig]) {
+    if profiles.is_empty() {
+        out.kv(0, "profiles", "[]");
+        return;
+    }
+    out.line(0, "profiles:");
+    for p in profiles {
+        out.kv(2, "- name", &quote(&p.name));
+        let m = &p.selectors;
+        if *m != ProfileMatch::default() {
+            out.line(4, "match:");
+            let list = |items: Vec<String>| format!("[{}]", items.join(", "));
+            if !m.mac.is_empty() {
+                out.kv(6, "mac", &list(m.mac.iter().map(|x| quote(x)).collect()));
+            }
+            if !m.uuid.is_empty() {
+                out.kv(
+                    6,
+                    "uuid",
+                    &list(m.uuid.iter().map(|u| quote(&format_uuid(u))).collect()),
+                );
+            }
+            if !m.arch.is_empty() {
+                out.kv(
+                    6,
+                    "arch",
+                    &list(m.arch.iter().map(u16::to_string).collect()),
+                );
+            }
+            if !m.kind.is_empty() {
+                out.kv(6, "kind", &list(m.kind.iter().map(|x| quote(x)).collect()));
+            }
+            if !m.hostname.is_empty() {
+                out.kv(
+                    6,
+                    "hostname",
+                    &list(m.hostname.iter().map(|x| quote(x)).collect()),
+                );
+            }
+            if !m.labels.is_empty() {
+                labels(out, 6, &m.labels);
+            }
+        }
+        // A block scalar keeps the script readable when it round-trips exactly as one.
+        let block = p.ipxe.ends_with('\n')
+            && !p.ipxe.ends_with("\n\n")
+            && !p.ipxe.starts_with([' ', '\n'])
+            && !p.ipxe.contains(['\r', '\t']);
+        if block {
+            out.line(4, "ipxe: |");
+            for line in p.ipxe.lines() {
+                if line.is_empty() {
+                    out.0.push('\n');
+                } else {
+                    out.line(6, line);
+                }
+            }
+        } else {
+            out.kv(4, "ipxe", &quote(&p.ipxe));
+        }
+    }
+}
+
+/// An RFC 4122 UUID as `8-4-4-4-12` lower-case hex.
+fn format_uuid(uuid: &[u8; 16]) -> String {
+    let hex: String = uuid.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! going, so one run names every unknown key, bad value and inconsistency with its line.
 
 mod decode;
+pub use decode::{CLIENT_KINDS, parse_uuid};
 mod emit;
 mod environment;
 mod model;

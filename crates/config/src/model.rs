@@ -4,6 +4,7 @@
 //! serde shape of their own; `crate::load`/`crate::parse` build them from the YAML text after
 //! every check has passed, so a service never sees an invalid value.
 
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::ops::RangeInclusive;
 use std::path::PathBuf;
@@ -25,6 +26,56 @@ pub struct Config {
     pub dhcp: Option<DhcpConfig>,
     /// Parsed and validated likewise; served once the DNS service exists.
     pub dns: Option<DnsConfig>,
+    /// `profiles`: per-machine iPXE scripts.
+    pub profiles: Vec<ProfileConfig>,
+}
+
+/// One of `profiles`: an iPXE script template for the machines its selectors match.
+#[derive(Debug, Clone, Eq)]
+pub struct ProfileConfig {
+    pub name: String,
+    /// `match`; all empty: the default profile.
+    pub selectors: ProfileMatch,
+    /// The minijinja template (`ipxe`).
+    pub ipxe: String,
+    /// The config file line of the template's first line.
+    pub ipxe_line: usize,
+}
+
+/// `profiles[].match`: every selector given must match; within one, any listed value.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ProfileMatch {
+    /// Normalised `aa:bb:cc:dd:ee:ff`.
+    pub mac: Vec<String>,
+    /// SMBIOS UUIDs, RFC 4122 byte order.
+    pub uuid: Vec<[u8; 16]>,
+    /// Client architecture codes (DHCPv4 option 93, DHCPv6 option 61).
+    pub arch: Vec<u16>,
+    /// Client kinds, named as the `boot` keys (`bios`, `uefi_x64`, `ipxe`, ...).
+    pub kind: Vec<String>,
+    /// Lower-case host names.
+    pub hostname: Vec<String>,
+    /// Labels the machine's reservation must carry, each with this value.
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Equal when the profiles are: where the template sits in its file does not matter.
+impl PartialEq for ProfileConfig {
+    fn eq(&self, other: &ProfileConfig) -> bool {
+        self.name == other.name && self.selectors == other.selectors && self.ipxe == other.ipxe
+    }
+}
+
+impl ProfileMatch {
+    /// How many selectors are given: the more, the more specific the profile.
+    pub fn specificity(&self) -> usize {
+        usize::from(!self.mac.is_empty())
+            + usize::from(!self.uuid.is_empty())
+            + usize::from(!self.arch.is_empty())
+            + usize::from(!self.kind.is_empty())
+            + usize::from(!self.hostname.is_empty())
+            + self.labels.len()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -200,10 +251,16 @@ pub struct DhcpSubnet {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct DhcpReservation {
-    /// Normalised to lower-case `aa:bb:cc:dd:ee:ff`.
-    pub mac: String,
+    /// Normalised to lower-case `aa:bb:cc:dd:ee:ff`. A reservation names its machine by at
+    /// least one of `mac`, `client_id`, `uuid` and `duid`.
+    pub mac: Option<String>,
     /// Option 61 the client sends, when the reservation is keyed by it as well.
     pub client_id: Option<Vec<u8>>,
+    /// The machine's SMBIOS system UUID in RFC 4122 byte order (as `dmidecode -s
+    /// system-uuid` prints it): v4 option 97 and a DHCPv6 DUID-UUID carry it.
+    pub uuid: Option<[u8; 16]>,
+    /// The exact DHCPv6 client DUID (option 1).
+    pub duid: Option<Vec<u8>>,
     /// `None` only with `ignore: true`.
     pub ip: Option<IpAddr>,
     pub hostname: Option<String>,
@@ -211,6 +268,8 @@ pub struct DhcpReservation {
     /// Never answer this client (a machine set to PXE-boot first that must not be reimaged).
     pub ignore: bool,
     pub options: Vec<DhcpOptionValue>,
+    /// Labels profiles select on (`labels: { role: worker }`).
+    pub labels: BTreeMap<String, String>,
 }
 
 /// `dhcp.v6.quiet_ra`: answer router solicitations with an advertisement that configures
@@ -233,7 +292,12 @@ impl DhcpConfig {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Dhcp6Config {
+    /// `dhcp.v6.router_advertisements`: router advertisements with the M and O flags and the
+    /// subnets' prefixes (on-link, not autonomous) on the interfaces inside a v6 subnet.
     pub router_advertisements: bool,
+    /// `dhcp.v6.default_router` (default false): those advertisements name this box a default
+    /// router (a non-zero router lifetime); false: lifetime 0, clients get no default route.
+    pub default_router: bool,
     /// The DHCPv6 preference option (7) in ADVERTISE (`dhcp.v6.preference`, default 255: EDK2
     /// takes an offer of 255 at once instead of collecting offers for its first retransmission
     /// time).

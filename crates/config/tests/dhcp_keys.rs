@@ -205,7 +205,7 @@ fn the_fixture_decodes_to_exact_values() {
     );
 
     let r = &d.reservations;
-    assert_eq!(r.len(), 3);
+    assert_eq!(r.len(), 5);
     assert_eq!(
         r[0].client_id.as_deref(),
         Some(&[1u8, 0x52, 0x54, 0, 0, 0, 0x10][..])
@@ -228,7 +228,24 @@ fn the_fixture_decodes_to_exact_values() {
     assert_eq!(r[1].ip, Some(IpAddr::V4(v4("10.99.0.11"))));
     assert!(r[2].ignore);
     assert_eq!(r[2].ip, None);
-    assert_eq!(r[2].mac, "52:54:00:00:00:12");
+    assert_eq!(r[2].mac.as_deref(), Some("52:54:00:00:00:12"));
+    assert_eq!(r[3].mac, None);
+    assert_eq!(
+        r[3].uuid,
+        Some([
+            0x4c, 0x4c, 0x45, 0x44, 0x00, 0x42, 0x35, 0x10, 0x80, 0x52, 0xb3, 0xc0, 0x4f, 0x59,
+            0x52, 0x31
+        ])
+    );
+    assert_eq!(
+        r[4].duid.as_deref(),
+        Some(
+            &[
+                0, 1, 0, 1, 0x2a, 0x2b, 0x2c, 0x2d, 0x52, 0x54, 0, 0, 0, 0x14
+            ][..]
+        )
+    );
+    assert_eq!(r[4].client_id.as_deref(), Some(&b"node14"[..]));
 }
 
 #[test]
@@ -1128,4 +1145,55 @@ fn v6_preference_defaults_to_255_and_takes_0_to_255() {
         7,
         "whole number",
     );
+}
+
+#[test]
+fn default_router_is_false_by_default_and_warns_without_router_advertisements() {
+    let v6 = |text: &str| dhcp_of(&format!("{BASE}  v6:\n{text}")).v6.unwrap();
+    assert!(!v6("    router_advertisements: true\n").default_router);
+    assert!(v6("    router_advertisements: true\n    default_router: true\n").default_router);
+    one_warning(
+        &format!("{BASE}  v6:\n    default_router: true\n"),
+        "dhcp.v6.default_router",
+        "does nothing without dhcp.v6.router_advertisements",
+    );
+    one_error(
+        &format!("{BASE}  v6:\n    router_advertisements: true\n    default_router: yes please\n"),
+        "dhcp.v6.default_router",
+        8,
+        "true or false",
+    );
+    let loaded = parse(
+        &format!("{BASE}  v6:\n    router_advertisements: true\n    default_router: true\n"),
+        "t",
+    )
+    .unwrap();
+    assert!(
+        !loaded.warnings.iter().any(|w| w.key.starts_with("dhcp.v6")),
+        "{:?}",
+        loaded.warnings
+    );
+}
+
+#[test]
+fn router_advertisements_in_proxy_mode_is_a_warning() {
+    one_warning(
+        "dhcp:\n  mode: proxy\n  v6:\n    router_advertisements: true\n",
+        "dhcp.v6.router_advertisements",
+        "not sent in proxy mode",
+    );
+}
+
+#[test]
+fn default_router_round_trips_through_print_config() {
+    for text in [
+        format!("{BASE}  v6:\n    router_advertisements: true\n    default_router: true\n"),
+        format!("{BASE}  v6:\n    router_advertisements: true\n"),
+    ] {
+        let config = parse(&text, "t").unwrap().config;
+        let printed = to_yaml(&config);
+        assert!(printed.contains("default_router:"), "{printed}");
+        let again = parse(&printed, "printed").unwrap();
+        assert_eq!(again.config, config, "{text}\n---\n{printed}");
+    }
 }

@@ -824,9 +824,60 @@ fn dhcp_reservations() {
     );
     one_error(
         &r("    - { ip: 10.99.0.10 }\n"),
-        "dhcp.reservations[0].mac",
+        "dhcp.reservations[0]",
         7,
-        "missing",
+        "needs the machine's mac, client_id, uuid or duid",
+    );
+    one_error(
+        &r("    - { uuid: \"4c4c4544-0042-3510-8052\", ip: 10.99.0.10 }\n"),
+        "dhcp.reservations[0].uuid",
+        7,
+        "expected an SMBIOS UUID",
+    );
+    one_error(
+        &r("    - { uuid: \"4c4c4544-00423-510-8052-b3c04f595231\", ip: 10.99.0.10 }\n"),
+        "dhcp.reservations[0].uuid",
+        7,
+        "expected an SMBIOS UUID",
+    );
+    one_error(
+        &r(
+            "    - { uuid: \"4C4C4544-0042-3510-8052-B3C04F595231\" }\n    - { uuid: \"4c4c454400423510 8052b3c04f595231\" }\n",
+        ),
+        "dhcp.reservations[1].uuid",
+        8,
+        "expected an SMBIOS UUID",
+    );
+    // The same UUID, written in capitals and then as 32 digits, is one machine.
+    one_error(
+        &r(
+            "    - { uuid: \"4C4C4544-0042-3510-8052-B3C04F595231\" }\n    - { uuid: \"4c4c4544004235108052b3c04f595231\" }\n",
+        ),
+        "dhcp.reservations[1].uuid",
+        8,
+        "is reserved twice",
+    );
+    one_error(
+        &r("    - { duid: \"00:04\" }\n"),
+        "dhcp.reservations[0].duid",
+        7,
+        "3 to 130 bytes",
+    );
+    one_error(
+        &r(
+            "    - { duid: \"00:03:00:01:52:54:00:00:00:10\" }\n    - { duid: \"0003000152540000 0010\" }\n",
+        ),
+        "dhcp.reservations[1].duid",
+        8,
+        "expected hex bytes",
+    );
+    one_error(
+        &r(
+            "    - { duid: \"00:03:00:01:52:54:00:00:00:10\" }\n    - { duid: \"00030001525400000010\" }\n",
+        ),
+        "dhcp.reservations[1].duid",
+        8,
+        "already in an earlier reservation",
     );
     one_error(
         &r("    - { mac: \"52:54:00:00:00:10\", ip: 10.99.0.10, hostname: node.ten }\n"),
@@ -865,7 +916,10 @@ fn dhcp_reservations() {
     )
     .unwrap()
     .config;
-    assert_eq!(c.dhcp.unwrap().reservations[0].mac, "aa:bb:cc:dd:ee:0f");
+    assert_eq!(
+        c.dhcp.unwrap().reservations[0].mac.as_deref(),
+        Some("aa:bb:cc:dd:ee:0f")
+    );
 }
 
 #[test]

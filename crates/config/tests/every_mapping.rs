@@ -247,6 +247,8 @@ fn an_unknown_key_in_any_dhcp_mapping_is_an_error_with_its_line() {
         "dhcp.reservations[0].options.250",
         "dhcp.reservations[1]",
         "dhcp.reservations[2]",
+        "dhcp.reservations[3]",
+        "dhcp.reservations[4]",
     ]);
     assert_eq!(covered, expected);
     assert!(cases > 40, "only {cases} cases");

@@ -181,8 +181,10 @@ fn full_example_has_the_contract_values() {
     assert_eq!(
         d.reservations[0],
         DhcpReservation {
-            mac: "52:54:00:00:00:10".into(),
+            mac: Some("52:54:00:00:00:10".into()),
             client_id: None,
+            uuid: None,
+            duid: None,
             ip: Some(ip("10.99.0.10")),
             hostname: Some("node10".into()),
             boot: BootConfig {
@@ -191,9 +193,10 @@ fn full_example_has_the_contract_values() {
             },
             ignore: false,
             options: Vec::new(),
+            labels: Default::default(),
         }
     );
-    assert_eq!(d.reservations[1].mac, "52:54:00:00:00:11");
+    assert_eq!(d.reservations[1].mac.as_deref(), Some("52:54:00:00:00:11"));
     assert_eq!(d.quiet_ra, QuietRa::Auto);
     assert!(d.quiet_ra_enabled());
     let v6 = d.v6.as_ref().unwrap();

@@ -98,6 +98,7 @@ proptest! {
             boot: BootConfig::default(),
             dhcp: None,
             dns: None,
+            profiles: Vec::new(),
         };
         prop_assume!(!root.trim().is_empty());
         let text = to_yaml(&config);

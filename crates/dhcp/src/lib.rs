@@ -4,6 +4,7 @@
 //! and the tokio shell around them (`service`).
 
 pub mod event;
+pub mod identity;
 pub mod lease;
 pub mod policy;
 pub mod service;

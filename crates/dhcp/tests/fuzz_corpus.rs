@@ -42,17 +42,23 @@ fn dhcp_v4_codec_corpus() {
 
 #[test]
 fn dhcp_v6_ra_corpus() {
-    let mut advertised = 0;
+    // The first byte's highest bit chooses the mode: quiet, or advertising (issue 15).
+    let (mut quiet, mut full) = (0, 0);
     for (path, bytes) in corpus("dhcp_v6_ra") {
         let result = std::panic::catch_unwind(|| kindling_dhcp::v6::fuzzing::quiet_ra(&bytes));
         match result {
-            Ok(count) => advertised += count,
+            Ok(count) if bytes.first().is_some_and(|b| b & 0x80 != 0) => full += count,
+            Ok(count) => quiet += count,
             Err(_) => panic!("{} fails dhcp_v6_ra", path.display()),
         }
     }
     assert!(
-        advertised > 0,
+        quiet > 0,
         "no corpus input gets a quiet RA: the replay would prove little"
+    );
+    assert!(
+        full > 0,
+        "no corpus input gets a full RA: the advertising mode is not replayed"
     );
 }
 

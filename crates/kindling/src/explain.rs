@@ -27,9 +27,14 @@ mod v6;
 /// The arguments of `kindling explain`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
-    /// The client's MAC address (aa:bb:cc:dd:ee:ff or aa-bb-cc-dd-ee-ff).
-    #[arg(long, value_name = "MAC", value_parser = parse_mac)]
-    mac: Mac,
+    /// The client's MAC address (aa:bb:cc:dd:ee:ff or aa-bb-cc-dd-ee-ff). With --v6, --duid
+    /// may name the client instead.
+    #[arg(long, value_name = "MAC", value_parser = parse_mac, required_unless_present_any = ["duid", "uuid"])]
+    mac: Option<Mac>,
+    /// The machine's SMBIOS UUID (8-4-4-4-12 hex): sent as option 97, or with --v6 as a
+    /// DUID-UUID when --duid is not given.
+    #[arg(long, value_name = "UUID", value_parser = parse_uuid)]
+    uuid: Option<[u8; 16]>,
     /// The client architecture (option 93): 0 BIOS, 7 or 9 x64 UEFI, 11 ARM64 UEFI, 16 x64 UEFI
     /// HTTP, 19 ARM64 UEFI HTTP.
     #[arg(long, value_name = "N")]
@@ -76,6 +81,12 @@ enum ExplainMode {
     Proxy,
     /// A DHCPREQUEST to the proxy's boot server on port 4011.
     BootServer,
+}
+
+fn parse_uuid(text: &str) -> Result<[u8; 16], String> {
+    kindling_config::parse_uuid(text).ok_or_else(|| {
+        format!("{text:?} is not a UUID: expected 8-4-4-4-12 hex digits, like 4c4c4544-0042-3510-8052-b3c04f595231")
+    })
 }
 
 /// A MAC address from the command line.
@@ -139,9 +150,10 @@ pub(crate) fn run(args: &Args) -> anyhow::Result<ExitCode> {
 /// Everything the explanation is built from.
 struct Scene<'a> {
     config: &'a Config,
-    dhcp: &'a DhcpConfig,
     settings: Settings,
     mac: MacAddr,
+    /// The SMBIOS UUID the request carries (option 97).
+    uuid: Option<[u8; 16]>,
     mode: ExplainMode,
     server: Ipv4Net,
     records: Vec<LeaseRecord>,
@@ -197,7 +209,12 @@ fn explain(
         ),
     };
 
-    let request_bytes = request_bytes(args, mode, server);
+    let mac = MacAddr(
+        args.mac
+            .ok_or_else(|| anyhow::anyhow!("--mac is needed to explain a DHCPv4 request"))?
+            .0,
+    );
+    let request_bytes = request_bytes(args, mac, mode, server);
     let request = v4::decode(&request_bytes)
         .map_err(|error| anyhow::anyhow!("the made-up request does not decode: {error}"))?;
     let (source, destination, port) = match mode {
@@ -240,9 +257,9 @@ fn explain(
 
     let scene = Scene {
         config,
-        dhcp,
         settings,
-        mac: MacAddr(args.mac.0),
+        mac,
+        uuid: args.uuid,
         mode,
         server,
         records,
@@ -315,7 +332,10 @@ fn explain(
 
     // Why.
     let _ = writeln!(out, "why:");
-    let reservation = scene.settings.reservation(None, Some(scene.mac)).cloned();
+    let reservation = scene
+        .settings
+        .reservation(None, scene.uuid.as_ref().map(|u| &u[..]), Some(scene.mac))
+        .cloned();
     let policy_mode = match (mode, scene.settings.mode) {
         (ExplainMode::BootServer, _) => Mode::BootServer,
         (_, ServiceMode::Server) => Mode::Server,
@@ -418,7 +438,7 @@ fn made_up_vendor_class(args: &Args) -> Option<String> {
 }
 
 /// The request as a client would send it.
-fn request_bytes(args: &Args, mode: ExplainMode, server: Ipv4Net) -> Vec<u8> {
+fn request_bytes(args: &Args, mac: MacAddr, mode: ExplainMode, server: Ipv4Net) -> Vec<u8> {
     let boot_server = mode == ExplainMode::BootServer;
     let ciaddr = if boot_server {
         client_address(server)
@@ -430,13 +450,16 @@ fn request_bytes(args: &Args, mode: ExplainMode, server: Ipv4Net) -> Vec<u8> {
     bytes.extend_from_slice(&[0, 0, 0, 0]); // secs, flags
     bytes.extend_from_slice(&ciaddr.octets());
     bytes.extend_from_slice(&[0; 12]); // yiaddr, siaddr, giaddr
-    bytes.extend_from_slice(&args.mac.0);
+    bytes.extend_from_slice(&mac.0);
     bytes.resize(v4::codec::HEADER_LEN, 0);
     bytes.extend_from_slice(&v4::codec::MAGIC_COOKIE);
     let message_type = if boot_server { 3 } else { 1 };
     let mut options: Vec<(u8, Vec<u8>)> = vec![(53, vec![message_type])];
     if let Some(arch) = args.arch {
         options.push((93, arch.to_be_bytes().to_vec()));
+    }
+    if let Some(uuid) = args.uuid {
+        options.push((97, [&[0][..], &uuid].concat()));
     }
     let vendor_class = args
         .vendor_class
@@ -512,7 +535,7 @@ fn silence_text(scene: &Scene<'_>, reservation: Option<&Reservation>, silence: &
     match (silence, reservation) {
         (Silence::Ignored, Some(reservation)) => format!(
             "ignored: {} says `ignore: true`",
-            reservation_name(scene, reservation)
+            reservation_name(reservation)
         ),
         (Silence::NoSubnet, _) => format!(
             "{silence} (the request came in on an interface with address {}; the daemon offers \
@@ -524,15 +547,8 @@ fn silence_text(scene: &Scene<'_>, reservation: Option<&Reservation>, silence: &
 }
 
 /// `dhcp.reservations[i]` of the config for a compiled reservation.
-fn reservation_name(scene: &Scene<'_>, reservation: &Reservation) -> String {
-    let index = scene.dhcp.reservations.iter().rposition(|r| {
-        kindling_dhcp::v4::server::parse_mac(&r.mac) == Some(reservation.mac)
-            && !matches!(r.ip, Some(std::net::IpAddr::V6(_)))
-    });
-    match index {
-        Some(i) => format!("dhcp.reservations[{i}]"),
-        None => "a reservation".to_string(),
-    }
+fn reservation_name(reservation: &Reservation) -> String {
+    format!("dhcp.reservations[{}]", reservation.index)
 }
 
 fn write_reservation(
@@ -549,7 +565,13 @@ fn write_reservation(
         );
         return;
     };
-    let mut facts = vec![format!("mac {}", reservation.mac)];
+    let mut facts = Vec::new();
+    if let Some(mac) = reservation.mac {
+        facts.push(format!("mac {mac}"));
+    }
+    if reservation.uuid.is_some() {
+        facts.push("uuid".to_string());
+    }
     if let Some(address) = reservation.address {
         facts.push(format!("ip {address}"));
     }
@@ -567,8 +589,12 @@ fn write_reservation(
     }
     let _ = writeln!(
         out,
-        "  reservation:  {} matches by MAC ({})",
-        reservation_name(scene, reservation),
+        "  reservation:  {} matches by {} ({})",
+        reservation_name(reservation),
+        match (reservation.uuid, scene.uuid) {
+            (Some(reserved), Some(sent)) if reserved.matches(&sent) => "SMBIOS UUID (option 97)",
+            _ => "MAC",
+        },
         facts.join(", ")
     );
     if let Some(offer) = decision.offer()
@@ -678,7 +704,7 @@ fn write_boot_file_check(out: &mut String, scene: &Scene<'_>, file: &BootFile, r
         return;
     };
     let root = &tftp.root;
-    let problem = match kindling_tftp::fs::Root::open(root) {
+    let problem = match kindling_files::Root::open(root) {
         Err(error) => format!(
             "the TFTP root \"{}\" cannot be opened ({error}; a relative root is relative to \
              the working directory), so {path:?} cannot be served",
@@ -962,7 +988,8 @@ mod tests {
     #[test]
     fn the_vendor_class_made_up_from_the_arch() {
         let args = |arch: Option<u16>, vendor_class: Option<&str>| Args {
-            mac: Mac([0; 6]),
+            mac: Some(Mac([0; 6])),
+            uuid: None,
             arch,
             vendor_class: vendor_class.map(str::to_string),
             user_class: None,

@@ -66,7 +66,7 @@ pub(crate) fn reserved_names(config: &kindling_config::Config) -> Vec<ReservedNa
         .filter_map(|r| {
             Some(ReservedName {
                 hostname: r.hostname.clone()?,
-                mac: kindling_dhcp::v4::server::parse_mac(&r.mac)?.0,
+                mac: kindling_dhcp::v4::server::parse_mac(r.mac.as_deref()?)?.0,
             })
         })
         .collect()

@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use anyhow::Context;
 use kindling_config::{Config, DhcpMode, Loaded, LogFormat};
-use kindling_dhcp::service::{DhcpHandle, DhcpService, QuietRaService, ServiceConfig};
+use kindling_dhcp::service::{DhcpHandle, DhcpService, RaConfig, RaService, ServiceConfig};
 use kindling_dhcp::v4::server::{Environment, Settings};
 use kindling_dns::{DnsError, DnsHandle, DnsService, DnsSettings};
+use kindling_files::{BootTree, TreeConfig};
 use kindling_tftp::{TftpHandle, TftpService};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::task::JoinHandle;
@@ -78,6 +79,7 @@ fn quiet_hickory(level: &str) -> String {
 
 struct RunningTftp {
     handle: TftpHandle,
+    tree: BootTree,
     task: JoinHandle<()>,
     shutdown: CancellationToken,
 }
@@ -87,7 +89,9 @@ async fn start_tftp(config: &Config) -> anyhow::Result<Option<RunningTftp>> {
         info!("tftp is off (no tftp section, or enabled: false)");
         return Ok(None);
     };
-    let service = TftpService::bind(Arc::new(tftp_config.clone()))
+    let tree = BootTree::open(&TreeConfig::from_tftp(tftp_config))
+        .with_context(|| format!("opening tftp.root {}", tftp_config.root.display()))?;
+    let service = TftpService::bind(Arc::new(tftp_config.clone()), tree.clone())
         .await
         .context("starting the TFTP service")?;
     for addr in service.local_addrs() {
@@ -98,6 +102,7 @@ async fn start_tftp(config: &Config) -> anyhow::Result<Option<RunningTftp>> {
     let task = tokio::spawn(service.run(shutdown.clone()));
     Ok(Some(RunningTftp {
         handle,
+        tree,
         task,
         shutdown,
     }))
@@ -199,70 +204,86 @@ async fn stop_dhcp(running: RunningDhcp) {
     }
 }
 
-/// The quiet router advertisement responder (`dhcp.v6.quiet_ra`), beside the DHCP service.
-struct RunningQuietRa {
+/// The router advertisement service (`dhcp.v6.router_advertisements`, `dhcp.v6.quiet_ra`),
+/// beside the DHCP service.
+struct RunningRa {
     task: JoinHandle<()>,
     shutdown: CancellationToken,
-    interfaces: Option<Vec<String>>,
+    reload: tokio::sync::watch::Sender<RaConfig>,
 }
 
-/// The interfaces the quiet RA serves (`None` inside: every non-loopback one), when it runs.
-fn quiet_ra_interfaces(config: &Config) -> Option<Option<Vec<String>>> {
-    let dhcp = config.dhcp.as_ref().filter(|d| d.quiet_ra_enabled())?;
-    Some(dhcp.interfaces.clone())
+fn ra_config(config: &Config) -> Option<RaConfig> {
+    RaConfig::from_config(config.dhcp.as_ref()?)
 }
 
-/// Starts the responder; one that cannot start is a warning, not a failure: iPXE then waits
+/// Starts the service; one that cannot start is a warning, not a failure: iPXE then waits
 /// for a router as it would without it.
-fn start_quiet_ra(config: &Config) -> Option<RunningQuietRa> {
-    let interfaces = quiet_ra_interfaces(config)?;
-    match QuietRaService::bind(interfaces.clone()) {
+fn start_ra(config: &Config) -> Option<RunningRa> {
+    let ra = ra_config(config)?;
+    match RaService::bind(ra.clone()) {
         Ok(service) => {
             let shutdown = CancellationToken::new();
-            let task = tokio::spawn(service.run(shutdown.clone()));
-            Some(RunningQuietRa {
+            let (reload, updates) = tokio::sync::watch::channel(ra);
+            let task = tokio::spawn(service.run(shutdown.clone(), updates));
+            Some(RunningRa {
                 task,
                 shutdown,
-                interfaces,
+                reload,
             })
         }
-        Err(quiet_ra_error) => {
+        Err(ra_error) => {
             warn!(
-                "dhcp.v6.quiet_ra is off: {quiet_ra_error}; iPXE will wait for a router advertisement as before"
+                "no router advertisements (dhcp.v6.router_advertisements, dhcp.v6.quiet_ra): \
+                 {ra_error}; clients wait for another router's advertisement"
             );
             None
         }
     }
 }
 
-async fn stop_quiet_ra(running: RunningQuietRa) {
+/// Stops the service (an interface that was a default router sends its final advertisement).
+async fn stop_ra(running: RunningRa) {
     running.shutdown.cancel();
     let _ = tokio::time::timeout(SHUTDOWN_GRACE, running.task).await;
 }
 
-/// After a reload: restarts the responder when whether it runs or where has changed.
-async fn reload_quiet_ra(running: &mut Option<RunningQuietRa>, config: &Config) {
-    let wanted = quiet_ra_interfaces(config);
-    if running.as_ref().map(|r| r.interfaces.clone()) == wanted {
-        return;
+/// After a reload: hands the running service its new settings, or starts or stops it.
+async fn reload_ra(running: &mut Option<RunningRa>, config: &Config) {
+    match (running.as_ref(), ra_config(config)) {
+        (Some(r), Some(wanted)) => {
+            r.reload.send_if_modified(|current| {
+                let changed = *current != wanted;
+                *current = wanted;
+                changed
+            });
+        }
+        (Some(_), None) => {
+            if let Some(old) = running.take() {
+                stop_ra(old).await;
+            }
+        }
+        (None, Some(_)) => *running = start_ra(config),
+        (None, None) => {}
     }
-    if let Some(old) = running.take() {
-        stop_quiet_ra(old).await;
-    }
-    *running = start_quiet_ra(config);
 }
 
-fn note_unbuilt_services(config: &Config) {
+/// What the config asks for that this mode does not do, said once at start.
+fn note_unserved(config: &Config) {
     let Some(dhcp) = config.dhcp.as_ref() else {
         return;
     };
     let Some(v6) = dhcp.v6.as_ref() else {
         return;
     };
-    if v6.router_advertisements {
+    if v6.router_advertisements && dhcp.mode == DhcpMode::Proxy {
         warn!(
-            "dhcp.v6.router_advertisements is valid but this build sends no router advertisements \
-             with prefixes yet; clients need a router's RA with the M flag to start DHCPv6"
+            "dhcp.v6.router_advertisements is not sent in proxy mode: the segment's own router \
+             advertises (its M flag tells clients to use DHCPv6)"
+        );
+    } else if v6.router_advertisements && v6.subnets.is_empty() {
+        warn!(
+            "dhcp.v6.router_advertisements: true but dhcp.v6.subnets is empty: no interface has \
+             a prefix to advertise"
         );
     }
     if dhcp.mode == DhcpMode::Proxy && !v6.subnets.is_empty() {
@@ -427,10 +448,10 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
         signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
     let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
 
-    note_unbuilt_services(&config);
+    note_unserved(&config);
     let mut tftp = start_tftp(&config).await?;
     let mut dhcp = start_dhcp(&config).await?;
-    let mut quiet_ra = start_quiet_ra(&config);
+    let mut ra = start_ra(&config);
     let mut dns = start_dns(&config, dhcp.as_ref()).await?;
     let mut current = config;
     notify(&[sd_notify::NotifyState::Ready]);
@@ -447,7 +468,7 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
                 match reload(&current, config_path.as_ref(), &mut tftp, &mut dhcp, &mut dns).await {
                     Ok(Some(new_config)) => {
                         current = new_config;
-                        reload_quiet_ra(&mut quiet_ra, &current).await;
+                        reload_ra(&mut ra, &current).await;
                         info!("config reloaded");
                     }
                     Ok(None) => {}
@@ -466,8 +487,8 @@ async fn serve(config: Config, config_path: Option<PathBuf>) -> anyhow::Result<(
     if let Some(running) = dns.take() {
         stop_dns(running).await;
     }
-    if let Some(running) = quiet_ra.take() {
-        stop_quiet_ra(running).await;
+    if let Some(running) = ra.take() {
+        stop_ra(running).await;
     }
     if let Some(running) = dhcp.take() {
         stop_dhcp(running).await;
@@ -506,11 +527,14 @@ async fn reload(
     }
     match (tftp.as_ref(), &new_config.tftp) {
         (Some(running), Some(new_tftp)) => {
+            let layout = BootTree::prepare(&TreeConfig::from_tftp(new_tftp))
+                .with_context(|| format!("opening tftp.root {}", new_tftp.root.display()))?;
             running
                 .handle
                 .reload(Arc::new(new_tftp.clone()))
                 .await
                 .context("applying the new tftp section")?;
+            running.tree.install(layout);
         }
         (None, Some(_)) => {
             *tftp = start_tftp(&new_config).await?;
@@ -582,7 +606,7 @@ async fn reload(
         }
         (None, None) => {}
     }
-    note_unbuilt_services(&new_config);
+    note_unserved(&new_config);
     Ok(Some(new_config))
 }
 

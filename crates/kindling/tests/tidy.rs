@@ -86,6 +86,78 @@ fn service_crates_do_not_depend_on_each_other() {
     }
 }
 
+/// docs/ARCHITECTURE.md: "kindling-files knows no protocol: it depends on no service crate
+/// and no protocol library".
+#[test]
+fn the_boot_tree_knows_no_protocol() {
+    let deps = dependency_names("files");
+    assert!(
+        deps.iter().any(|dep| dep == "nix"),
+        "crates/files/Cargo.toml has a [dependencies] table: {deps:?}"
+    );
+    for service in [
+        "kindling-tftp",
+        "kindling-dhcp",
+        "kindling-dns",
+        "kindling-http",
+        "kindling-udp",
+    ] {
+        assert!(
+            !deps.iter().any(|dep| dep == service),
+            "crates/files must not depend on {service}: services use the boot tree, not the other way"
+        );
+    }
+    for library in [
+        "dhcproto",
+        "hickory-proto",
+        "hickory-server",
+        "hyper",
+        "axum",
+        "http",
+        "socket2",
+    ] {
+        assert!(
+            !deps.iter().any(|dep| dep == library),
+            "crates/files knows no protocol, yet depends on {library}"
+        );
+    }
+}
+
+/// "kindling-tftp ... opens no path itself: reads go through `BootTree::resolve`": the TFTP
+/// crate's sources never open a file or directory by name.
+#[test]
+fn the_tftp_shell_asks_the_boot_tree_for_files() {
+    assert!(
+        dependency_names("tftp")
+            .iter()
+            .any(|dep| dep == "kindling-files"),
+        "kindling-tftp gets its files from kindling-files"
+    );
+    let mut files = Vec::new();
+    rust_files(&workspace().join("crates/tftp/src"), &mut files);
+    for file in files {
+        for (number, line) in read(&file).lines().enumerate() {
+            let code = line.split("//").next().unwrap_or_default();
+            for word in [
+                "File::open",
+                "OpenOptions",
+                "openat",
+                "Root::open",
+                "open_read",
+                "std::fs::read",
+                "tokio::fs",
+            ] {
+                assert!(
+                    !code.contains(word),
+                    "{}:{}: the TFTP crate opens a path itself (`{word}`); ask the boot tree: {line}",
+                    file.display(),
+                    number + 1
+                );
+            }
+        }
+    }
+}
+
 /// "kindling-config depends on no other Kindling crate, no tokio and no sockets" and
 /// "kindling-udp knows no protocol".
 #[test]
@@ -178,7 +250,7 @@ fn protocol_cores_touch_no_socket_clock_or_file() {
 #[test]
 fn only_the_binary_builds_a_runtime_or_installs_a_subscriber() {
     let mut files = Vec::new();
-    for krate in ["config", "udp", "tftp", "dhcp", "dns"] {
+    for krate in ["config", "udp", "files", "tftp", "dhcp", "dns"] {
         rust_files(
             &workspace().join("crates").join(krate).join("src"),
             &mut files,

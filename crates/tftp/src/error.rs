@@ -3,17 +3,10 @@
 //! this type.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum TftpError {
-    /// `tftp.root` cannot be opened as a directory.
-    #[error("tftp.root {}", path.display())]
-    Root {
-        path: PathBuf,
-        source: std::io::Error,
-    },
     /// A listening address cannot be bound (in use, not an address of this host, no
     /// permission for a port below 1024...).
     #[error("cannot listen on {addr}")]

@@ -1,9 +1,8 @@
-//! Kindling's TFTP service: our codec (`wire`), the sans-IO transfer engine (`proto`), root
-//! confinement and uploads (`fs`), and the tokio shell (`server`).
+//! Kindling's TFTP service: our codec (`wire`), the sans-IO transfer engine (`proto`) and the
+//! tokio shell (`server`). Files come from the boot tree (`kindling-files`): the shell asks it
+//! what a name means and never opens paths itself.
 
-mod cache;
 mod error;
-pub mod fs;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod netascii;

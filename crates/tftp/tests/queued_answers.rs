@@ -17,6 +17,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use kindling_config::TftpConfig;
+use kindling_files::{BootTree, TreeConfig};
 use kindling_tftp::TftpService;
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
@@ -78,7 +79,8 @@ async fn shutdown_reaches_a_transfer_whose_answers_are_always_queued() {
 /// A service for `root` and a client whose read of `big` has begun and is confirmed: DATA 1
 /// has arrived, ACK 1 has gone and DATA 2 has arrived.
 async fn begin_read(root: &Path) -> (CancellationToken, JoinHandle<()>, UdpSocket, SocketAddr) {
-    let service = TftpService::bind(config(root)).await.unwrap();
+    let tree = BootTree::open(&TreeConfig::from_tftp(&config(root))).unwrap();
+    let service = TftpService::bind(config(root), tree).await.unwrap();
     let server = service.local_addrs()[0];
     let shutdown = CancellationToken::new();
     let serving = tokio::spawn(service.run(shutdown.clone()));

@@ -50,11 +50,14 @@ const SUBNET6_KEYS: &[&str] = &["network", "range", "dns", "domain"];
 const RESERVATION_KEYS: &[&str] = &[
     "mac",
     "client_id",
+    "uuid",
+    "duid",
     "ip",
     "hostname",
     "boot",
     "ignore",
     "options",
+    "labels",
 ];
 
 const VENDOR_CLASSES_KEYS: &[&str] = &["pxe", "http"];
@@ -63,7 +66,13 @@ const CLASS_KEYS: &[&str] = &["name", "vendor_class", "options"];
 
 const CLIENT_ID_KEYS: &[&str] = &["hex"];
 
-const V6_KEYS: &[&str] = &["router_advertisements", "quiet_ra", "preference", "subnets"];
+const V6_KEYS: &[&str] = &[
+    "router_advertisements",
+    "default_router",
+    "quiet_ra",
+    "preference",
+    "subnets",
+];
 
 pub(super) fn decode_dhcp(ctx: &mut Ctx, node: &Node) -> Option<DhcpConfig> {
     let f = open_map(ctx, "dhcp", node, DHCP_KEYS)?;
@@ -155,6 +164,32 @@ pub(super) fn decode_dhcp(ctx: &mut Ctx, node: &Node) -> Option<DhcpConfig> {
             .get("router_advertisements")
             .and_then(|n| boolean(ctx, "dhcp.v6.router_advertisements", n))
             .unwrap_or(false);
+        if router_advertisements
+            && mode == Some("proxy")
+            && let Some(n) = g.get("router_advertisements")
+        {
+            ctx.warn(
+                "dhcp.v6.router_advertisements",
+                n,
+                "not sent in proxy mode: the segment's own router advertises (and names the \
+                 DHCPv6 server with its M flag)",
+            );
+        }
+        let default_router = match g.get("default_router") {
+            Some(n) => {
+                let on = boolean(ctx, "dhcp.v6.default_router", n).unwrap_or(false);
+                if on && !router_advertisements {
+                    ctx.warn(
+                        "dhcp.v6.default_router",
+                        n,
+                        "does nothing without dhcp.v6.router_advertisements: true (the router \
+                         lifetime is carried by those advertisements)",
+                    );
+                }
+                on
+            }
+            None => false,
+        };
         let preference = g
             .get("preference")
             .and_then(|n| integer(ctx, "dhcp.v6.preference", n, 0..=255))
@@ -164,7 +199,7 @@ pub(super) fn decode_dhcp(ctx: &mut Ctx, node: &Node) -> Option<DhcpConfig> {
             subnets6 = decode_subnets(ctx, "dhcp.v6.subnets", n, true);
         }
         if !only_quiet_ra {
-            v6 = Some((router_advertisements, preference));
+            v6 = Some((router_advertisements, default_router, preference));
         }
     }
     let all_subnets_ok = subnets.iter().chain(&subnets6).all(Option::is_some);
@@ -195,11 +230,14 @@ pub(super) fn decode_dhcp(ctx: &mut Ctx, node: &Node) -> Option<DhcpConfig> {
         lease_time,
         subnets,
         reservations,
-        v6: v6.map(|(router_advertisements, preference)| Dhcp6Config {
-            router_advertisements,
-            preference,
-            subnets: subnets6,
-        }),
+        v6: v6.map(
+            |(router_advertisements, default_router, preference)| Dhcp6Config {
+                router_advertisements,
+                default_router,
+                preference,
+                subnets: subnets6,
+            },
+        ),
         quiet_ra,
         known_clients_only,
         ping_check,
@@ -628,7 +666,21 @@ fn decode_subnet(ctx: &mut Ctx, key: &str, node: &Node, v6: bool) -> Option<Dhcp
 }
 
 /// Accepts `aa:bb:cc:dd:ee:ff` or `aa-bb-cc-dd-ee-ff` in any case; returns lower-case colons.
-fn normalise_mac(s: &str) -> Option<String> {
+/// An SMBIOS UUID written `8-4-4-4-12` (or as 32 hex digits), in RFC 4122 byte order.
+pub fn parse_uuid(s: &str) -> Option<[u8; 16]> {
+    let digits: String = s.chars().filter(|c| *c != '-').collect();
+    let dashes_ok = !s.contains('-') || s.split('-').map(str::len).eq([8, 4, 4, 4, 12]);
+    if !dashes_ok || digits.len() != 32 || !digits.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    let mut uuid = [0u8; 16];
+    for (i, byte) in uuid.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(digits.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(uuid)
+}
+
+pub(crate) fn normalise_mac(s: &str) -> Option<String> {
     let sep = if s.contains('-') { '-' } else { ':' };
     let parts: Vec<&str> = s.split(sep).collect();
     let ok = parts.len() == 6
@@ -655,18 +707,11 @@ fn decode_reservations(
         let Some(f) = open_map(ctx, &key, item, RESERVATION_KEYS) else {
             continue;
         };
-        let mac = match f.get("mac") {
-            None => {
-                ctx.error(
-                    &f.key("mac"),
-                    item,
-                    "missing: a reservation needs the client's MAC address",
-                );
-                None
-            }
-            Some(n) => text(ctx, &f.key("mac"), n).and_then(|s| match normalise_mac(&s) {
+        let mac = f.get("mac").and_then(|n| {
+            let s = text(ctx, &f.key("mac"), n)?;
+            match normalise_mac(&s) {
                 Some(mac) => {
-                    if out.iter().any(|r| r.mac == mac) {
+                    if out.iter().any(|r| r.mac.as_ref() == Some(&mac)) {
                         ctx.error(&f.key("mac"), n, format!("{mac} is reserved twice"));
                     }
                     Some(mac)
@@ -681,8 +726,44 @@ fn decode_reservations(
                     );
                     None
                 }
-            }),
-        };
+            }
+        });
+        let uuid = f.get("uuid").and_then(|n| {
+            let k = f.key("uuid");
+            let s = text(ctx, &k, n)?;
+            let Some(uuid) = parse_uuid(&s) else {
+                ctx.error(
+                    &k,
+                    n,
+                    format!(
+                        "expected an SMBIOS UUID such as \"4c4c4544-0042-3510-8052-b3c04f595231\", \
+                         got \"{s}\""
+                    ),
+                );
+                return None;
+            };
+            if out.iter().any(|r| r.uuid == Some(uuid)) {
+                ctx.error(&k, n, format!("{s} is reserved twice"));
+            }
+            Some(uuid)
+        });
+        let duid = f.get("duid").and_then(|n| {
+            let k = f.key("duid");
+            let duid = hex_value(ctx, &k, n)?;
+            if duid.len() < 3 || duid.len() > 130 {
+                // RFC 8415 11.1: a type code and at least one byte, at most 128 bytes after it.
+                ctx.error(
+                    &k,
+                    n,
+                    format!("a DUID is 3 to 130 bytes long, this one is {}", duid.len()),
+                );
+                return None;
+            }
+            if out.iter().any(|r| r.duid.as_ref() == Some(&duid)) {
+                ctx.error(&k, n, "this duid is already in an earlier reservation");
+            }
+            Some(duid)
+        });
         // `None` when `ignore` is written but is not a boolean (already reported).
         let ignore = match f.get("ignore") {
             Some(n) => boolean(ctx, &f.key("ignore"), n),
@@ -748,6 +829,10 @@ fn decode_reservations(
             .get("options")
             .map(|n| decode_options(ctx, &f.key("options"), n))
             .unwrap_or_default();
+        let labels = f
+            .get("labels")
+            .map(|n| super::profiles::labels(ctx, &f.key("labels"), n))
+            .unwrap_or_default();
         let ignore = ignore.unwrap_or(false);
         if ignore {
             for name in ["ip", "hostname", "boot", "options"] {
@@ -764,15 +849,26 @@ fn decode_reservations(
         if ctx.errors() > before {
             continue;
         }
-        if let Some(mac) = mac {
+        if mac.is_none() && client_id.is_none() && uuid.is_none() && duid.is_none() {
+            ctx.error(
+                &key,
+                item,
+                "a reservation needs the machine's mac, client_id, uuid or duid",
+            );
+            continue;
+        }
+        {
             out.push(DhcpReservation {
                 mac,
                 client_id,
+                uuid,
+                duid,
                 ip: addr,
                 hostname,
                 boot,
                 ignore,
                 options,
+                labels,
             });
         }
     }

@@ -7,6 +7,7 @@
 mod dhcp;
 pub(crate) mod dhcp_options;
 mod dns;
+mod profiles;
 mod reader;
 mod tftp;
 
@@ -16,7 +17,10 @@ use crate::Severity;
 use crate::model::*;
 use crate::yaml::{Kind, Node};
 use dhcp::decode_dhcp;
+pub use dhcp::parse_uuid;
 use dns::decode_dns;
+pub use profiles::CLIENT_KINDS;
+use profiles::decode_profiles;
 pub(crate) use reader::Ctx;
 use reader::*;
 use tftp::decode_tftp;
@@ -24,7 +28,15 @@ use tftp::decode_tftp;
 const DEFAULT_STATE_DIR: &str = "/var/lib/kindling";
 const DEFAULT_LOG_LEVEL: &str = "info";
 
-const TOP_KEYS: &[&str] = &["state_dir", "log", "tftp", "boot", "dhcp", "dns"];
+const TOP_KEYS: &[&str] = &[
+    "state_dir",
+    "log",
+    "tftp",
+    "boot",
+    "dhcp",
+    "dns",
+    "profiles",
+];
 const LOG_KEYS: &[&str] = &["format", "level"];
 const BOOT_KEYS: &[&str] = &["bios", "uefi_x64", "uefi_arm64", "ipxe"];
 
@@ -139,6 +151,7 @@ pub(crate) fn decode(root: Option<&Node>, ctx: &mut Ctx) -> Config {
         boot: BootConfig::default(),
         dhcp: None,
         dns: None,
+        profiles: Vec::new(),
     };
     let Some(top) = open_map(ctx, "", root, TOP_KEYS) else {
         return config;
@@ -173,6 +186,9 @@ pub(crate) fn decode(root: Option<&Node>, ctx: &mut Ctx) -> Config {
     }
     if let Some(n) = top.section("dns") {
         config.dns = decode_dns(ctx, n);
+    }
+    if let Some(n) = top.get("profiles") {
+        config.profiles = decode_profiles(ctx, n);
     }
     if let (Some(tftp), Some(dns)) = (&config.tftp, &config.dns) {
         for addr in &tftp.listen {

@@ -7,10 +7,10 @@
 mod arp;
 mod coexist;
 mod ping;
-mod quiet_ra;
+mod ra;
 mod v6;
 
-pub use quiet_ra::{QuietRaError, QuietRaService};
+pub use ra::{RaConfig, RaError, RaService};
 pub use v6::{DUID_FILE, server_duid};
 
 use std::collections::HashSet;

@@ -9,7 +9,10 @@ use ipnet::Ipv6Net;
 use kindling_config::BootConfig;
 
 use super::codec::{Message, MessageType, Packet};
-use super::ra::{Jitter, Link, MIN_DELAY_BETWEEN_RAS, NdiscRepr, QuietRa, Received, RouterAdvert};
+use super::ra::{
+    Advertiser, Jitter, Link, MAX_RTR_ADV_INTERVAL_OURS, MIN_DELAY_BETWEEN_RAS, NdiscRepr,
+    Received, RouterAdvert, Settings as RaSettings,
+};
 use super::server::{Action, CLIENT_PORT, Core, Datagram, Interface, Settings, Subnet};
 use crate::lease::LeaseState;
 use crate::policy::VendorClasses;
@@ -165,7 +168,7 @@ pub fn server(data: &[u8]) -> usize {
     replies
 }
 
-// The quiet router advertisement (issue 13).
+// The router advertisement core (issues 13 and 15): quiet and advertising.
 
 const RA_IFINDEX: u32 = 2;
 const RA_MAC: [u8; 6] = [2, 0, 0, 0, 0, 1];
@@ -176,22 +179,34 @@ struct ScriptedJitter(u64);
 impl Jitter for ScriptedJitter {
     fn delay(&mut self, _max: Duration) -> Duration {
         self.0 = self.0.rotate_left(7) ^ 0x9e37;
-        Duration::from_millis(self.0 % 2000)
+        Duration::from_millis(self.0 % 40_000)
     }
 }
 
-/// A script of received messages: per step a flags byte (bit 0: hop limit 255; bits 1-3: the
-/// source: a client's link-local, ::, a global address, a router's link-local, ours; bit 4:
-/// truncated), a byte of elapsed time in 50 ms units, a length byte, then that many bytes.
-/// Whatever arrives, only router solicitations and the exact quiet advertisement leave, RAs
-/// on the interface are at least MIN_DELAY_BETWEEN_RAS apart, and no more RAs leave than
-/// solicitations arrived. Returns how many quiet RAs left.
+/// A script of received messages: a first byte seeding the delays whose highest bit chooses
+/// the mode (0: quiet, 1: advertising fd00:99::/64 as a default router, the interface holding
+/// fd00:99::1); then per step a flags byte (bit 0: hop limit 255; bits 1-3: the source: a
+/// client's link-local, ::, a global address, a router's link-local, ours; bit 4: truncated;
+/// bit 5: the settings flip to the other mode before the message), a byte of elapsed time in
+/// 50 ms units, a length byte, then that many bytes. Whatever arrives, only router
+/// solicitations and the mode's advertisements leave (the exact quiet one; or M and O set,
+/// exactly the configured prefix on-link and not autonomous, lifetime 90 or, finally, 0),
+/// multicast RAs on the interface are at least MIN_DELAY_BETWEEN_RAS apart, in quiet mode no
+/// more RAs leave than solicitations arrived, and in advertising mode none is more than
+/// MAX_RTR_ADV_INTERVAL_OURS after the previous one. Returns how many RAs left.
 pub fn quiet_ra(data: &[u8]) -> usize {
     let ours: Ipv6Addr = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1);
+    let seed = data.first().copied().unwrap_or(0);
+    let prefix =
+        Ipv6Net::new(Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, 0), 64).unwrap_or_default();
+    let mode = |advertise: bool| RaSettings {
+        quiet: true,
+        prefixes: if advertise { vec![prefix] } else { Vec::new() },
+        default_router: true,
+    };
+    let mut advertise = seed & 0x80 != 0;
     let start = Instant::now();
-    let mut core = QuietRa::new(ScriptedJitter(u64::from(
-        data.first().copied().unwrap_or(0),
-    )));
+    let mut core = Advertiser::new(ScriptedJitter(u64::from(seed)), mode(advertise));
     core.set_links(
         start,
         vec![Link {
@@ -199,35 +214,23 @@ pub fn quiet_ra(data: &[u8]) -> usize {
             name: "fuzz0".into(),
             link_local: Some(ours),
             mac: Some(RA_MAC),
+            addresses: vec![Ipv6Addr::new(0xfd00, 0x99, 0, 0, 0, 0, 0, 1)],
         }],
     );
     let mut quiet = Vec::new();
     NdiscRepr::RouterAdvert(RouterAdvert::quiet(Some(RA_MAC))).emit(&mut quiet);
     let mut now = start;
     let mut solicitations = 0usize;
-    let mut advertisements = 0usize;
-    let mut last_sent: Option<Instant> = None;
-    let mut check = |core: &mut QuietRa<ScriptedJitter>, at: Instant| {
-        while let Some(transmit) = core.poll_transmit() {
-            assert_eq!(transmit.ifindex, RA_IFINDEX);
-            assert_eq!(transmit.from, ours);
-            match transmit.bytes.first() {
-                Some(133) => {
-                    assert_eq!(transmit.to, Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2))
-                }
-                _ => {
-                    assert_eq!(transmit.bytes, quiet, "only the quiet RA is advertised");
-                    assert_eq!(transmit.to, Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1));
-                    if let Some(last) = last_sent {
-                        assert!(at - last >= MIN_DELAY_BETWEEN_RAS, "RAs too close");
-                    }
-                    last_sent = Some(at);
-                    advertisements += 1;
-                }
-            }
-        }
-        while core.poll_event().is_some() {}
+    let mut tally = RaTally {
+        ours,
+        prefix,
+        quiet,
+        quiet_sent: 0,
+        advertisements: 0,
+        last_sent: None,
+        last_full: None,
     };
+    tally.check(&mut core, now, advertise);
     let mut rest = data.get(1..).unwrap_or_default();
     while let [flags, elapsed, len, tail @ ..] = rest {
         let take = usize::from(*len).min(tail.len());
@@ -236,9 +239,26 @@ pub fn quiet_ra(data: &[u8]) -> usize {
         let target = now + Duration::from_millis(u64::from(*elapsed) * 50);
         while let Some(deadline) = core.poll_timeout().filter(|d| *d <= target) {
             core.handle_timeout(deadline);
-            check(&mut core, deadline);
+            tally.check(&mut core, deadline, advertise);
         }
         now = target;
+        if flags & 0x20 != 0 {
+            // A final RA may leave at the flip; the pacing rule is then not the core's
+            // (RFC 4861 6.2.5 sends it at once), so the clock of the last RA restarts.
+            advertise = !advertise;
+            core.set_settings(now, mode(advertise));
+            while let Some(t) = core.poll_transmit() {
+                assert!(
+                    t.bytes.first() == Some(&134) && !advertise,
+                    "only a final RA"
+                );
+                tally.last_sent = Some(now);
+            }
+            tally.last_full = None;
+            tally.quiet_sent = 0;
+            solicitations = 0;
+            while core.poll_event().is_some() {}
+        }
         let source = match (flags >> 1) & 7 {
             0 => Ipv6Addr::new(0xfe80, 0, 0, 0, 0x5054, 0xff, 0xfe00, 1),
             1 => Ipv6Addr::UNSPECIFIED,
@@ -259,13 +279,91 @@ pub fn quiet_ra(data: &[u8]) -> usize {
                 truncated: flags & 0x10 != 0,
             },
         );
-        check(&mut core, now);
+        tally.check(&mut core, now, advertise);
     }
     let end = now + Duration::from_secs(10);
     while let Some(deadline) = core.poll_timeout().filter(|d| *d <= end) {
         core.handle_timeout(deadline);
-        check(&mut core, deadline);
+        tally.check(&mut core, deadline, advertise);
     }
-    assert!(advertisements <= solicitations, "an RA nobody asked for");
-    advertisements
+    assert!(
+        tally.quiet_sent <= solicitations,
+        "a quiet RA nobody asked for"
+    );
+    if advertise {
+        assert!(
+            core.poll_timeout().is_some(),
+            "an advertising interface with no timer"
+        );
+    }
+    core.stop(end);
+    while let Some(t) = core.poll_transmit() {
+        let Ok(NdiscRepr::RouterAdvert(advert)) = NdiscRepr::parse(&t.bytes) else {
+            panic!("not a router advertisement at stop");
+        };
+        assert!(
+            advertise && advert.router_lifetime == 0,
+            "only a final RA at stop"
+        );
+        tally.advertisements += 1;
+    }
+    tally.advertisements
+}
+
+/// What the RA fuzz target has seen leave.
+struct RaTally {
+    ours: Ipv6Addr,
+    prefix: Ipv6Net,
+    quiet: Vec<u8>,
+    quiet_sent: usize,
+    advertisements: usize,
+    last_sent: Option<Instant>,
+    last_full: Option<Instant>,
+}
+
+impl RaTally {
+    fn check(&mut self, core: &mut Advertiser<ScriptedJitter>, at: Instant, advertise: bool) {
+        while let Some(transmit) = core.poll_transmit() {
+            assert_eq!(transmit.ifindex, RA_IFINDEX);
+            assert_eq!(transmit.from, self.ours);
+            if transmit.bytes.first() == Some(&133) {
+                assert_eq!(transmit.to, Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2));
+                continue;
+            }
+            assert_eq!(transmit.to, Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1));
+            if transmit.bytes == self.quiet {
+                assert!(!advertise, "a quiet RA while advertising");
+                self.quiet_sent += 1;
+            } else {
+                let Ok(NdiscRepr::RouterAdvert(advert)) = NdiscRepr::parse(&transmit.bytes) else {
+                    panic!("not a router advertisement: {:?}", transmit.bytes);
+                };
+                assert!(advert.managed && advert.other, "M and O");
+                assert!(
+                    advert.router_lifetime == 90 || advert.router_lifetime == 0,
+                    "lifetime {}",
+                    advert.router_lifetime
+                );
+                assert!(
+                    advertise || advert.router_lifetime == 0,
+                    "only a final RA after advertising stopped"
+                );
+                assert_eq!(advert.prefixes.len(), 1);
+                let p = advert.prefixes[0];
+                assert!(p.on_link && !p.autonomous);
+                assert_eq!((p.prefix, p.prefix_len), (self.prefix.network(), 64));
+                assert!(p.preferred_lifetime <= p.valid_lifetime);
+            }
+            if let Some(last) = self.last_sent {
+                assert!(at - last >= MIN_DELAY_BETWEEN_RAS, "RAs too close");
+            }
+            if let Some(last) = self.last_full.filter(|_| advertise) {
+                assert!(at - last <= MAX_RTR_ADV_INTERVAL_OURS, "RAs too far apart");
+            }
+            self.last_sent = Some(at);
+            self.last_full = advertise.then_some(at);
+            self.advertisements += 1;
+        }
+        while core.poll_event().is_some() {}
+    }
 }

@@ -84,16 +84,40 @@ pub(super) fn explain(
             .ok_or_else(|| {
                 anyhow::anyhow!("--duid {text:?} is not a DUID in hex (2 to 130 bytes)")
             })?,
-        // DUID-LL of the MAC, as a client without a stored DUID would make.
-        None => [&[0u8, 3, 0, 1][..], &args.mac.0].concat(),
+        // A DUID-UUID as EDK2 makes from SMBIOS, else the DUID-LL of the MAC, as a client
+        // without a stored DUID would make.
+        None => match (args.uuid, args.mac) {
+            (Some(uuid), _) => [&[0u8, 4][..], &uuid].concat(),
+            (None, Some(mac)) => [&[0u8, 3, 0, 1][..], &mac.0].concat(),
+            (None, None) => anyhow::bail!("--mac, --uuid or --duid names the client"),
+        },
     };
+    // The MAC the request's link-local source shows (its EUI-64), as the wire would.
+    let mac = args
+        .mac
+        .map(|m| MacAddr(m.0))
+        .or_else(|| mac_of_duid(&duid));
     let request = solicit(args, &duid);
     let interface = Interface {
         index: 1,
         name: "explain".into(),
         addresses: vec![Ipv6Net::new(server, prefix)?],
     };
-    let source = SocketAddrV6::new(eui64_link_local(MacAddr(args.mac.0)), CLIENT_PORT, 0, 1);
+    let link_local = mac.map_or(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 1), eui64_link_local);
+    let source = SocketAddrV6::new(link_local, CLIENT_PORT, 0, 1);
+    let reservation = settings.reservation(&duid, mac).map(|r| {
+        let by = if r.duid.as_deref() == Some(&duid[..]) {
+            "its DUID"
+        } else if let (Some(reserved), Some(sent)) =
+            (r.uuid, kindling_dhcp::identity::SystemUuid::of_duid(&duid))
+            && reserved.matches(sent)
+        {
+            "its SMBIOS UUID (DUID-UUID)"
+        } else {
+            "its MAC"
+        };
+        format!("dhcp.reservations[{}] names this client by {by}", r.index)
+    });
     let mut core = Core::new(settings.clone(), records);
     let bytes = request.emit();
     let verdict = core.decide(
@@ -116,6 +140,11 @@ pub(super) fn explain(
         "server:   {server} (--server-ip6 sets another), DUID {duid_note}"
     );
     let _ = writeln!(out, "leases:   {lease_note}");
+    let _ = writeln!(
+        out,
+        "reservation: {}",
+        reservation.as_deref().unwrap_or("none names this client")
+    );
     out.push('\n');
     match verdict {
         Ok(Action::Send(transmit) | Action::Commit { then: transmit, .. }) => {

@@ -217,7 +217,7 @@ impl BlockSource for &[u8] {
 }
 
 /// `bytes[offset..offset + len]`, or `None` when that range is not all there.
-pub(crate) fn lend_from(bytes: &[u8], offset: u64, len: usize) -> Option<&[u8]> {
+fn lend_from(bytes: &[u8], offset: u64, len: usize) -> Option<&[u8]> {
     let start = usize::try_from(offset).ok()?;
     bytes.get(start..start.checked_add(len)?)
 }

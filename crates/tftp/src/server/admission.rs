@@ -14,7 +14,9 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::{Direction, Job, Shared, reply_from_listener, request_name, usable_source};
+use super::driver::Job;
+use super::listen::{reply_from_listener, request_name, usable_source};
+use super::{Direction, Shared};
 use crate::wire::ErrorCode;
 
 /// Requests waiting for a slot, as a multiple of `max_sessions`; beyond it they are dropped

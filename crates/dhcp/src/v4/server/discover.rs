@@ -26,10 +26,7 @@ impl Core {
                 "dhcp: no subnet is configured for this network; no offer");
             return Err(Silence::NoSubnet);
         };
-        let reservation = self
-            .settings
-            .reservation(request.client.client_id.as_deref(), Some(mac))
-            .cloned();
+        let reservation = request.client.reservation(&self.settings).cloned();
         let subnet = self.settings.subnets[subnet_index].clone();
         if subnet.known_clients_only && reservation.is_none() {
             tracing::info!(%mac, "dhcp: no offer: subnet {} answers known clients only", subnet.network);
@@ -189,8 +186,7 @@ impl Core {
     /// held by another client's live lease or offer, not set aside.
     pub(super) fn free_for(&self, address: Ipv4Addr, client: &ClientKey, now: SystemTime) -> bool {
         if let Some(reservation) = self.settings.reservation_of_address(address)
-            && !(reservation.mac == client.mac
-                || (reservation.client_id.is_some() && reservation.client_id == client.client_id))
+            && client.reservation(&self.settings).map(|r| r.index) != Some(reservation.index)
         {
             return false;
         }

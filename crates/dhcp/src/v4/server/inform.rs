@@ -20,13 +20,7 @@ impl Core {
             .ok_or(Silence::NoServerAddress)?;
         let mut reply = Reply::new(MessageType::Ack, message);
         reply.ciaddr = message.ciaddr();
-        let reservation = self
-            .settings
-            .reservation(
-                request.client.client_id.as_deref(),
-                Some(request.client.mac),
-            )
-            .cloned();
+        let reservation = request.client.reservation(&self.settings).cloned();
         let mut options = OptionSet::default();
         options.put(code::SERVER_ID, server_id.octets().to_vec());
         if let Some(subnet) = &subnet {

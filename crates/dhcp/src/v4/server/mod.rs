@@ -50,6 +50,7 @@ use dhcproto::v4::{MessageType, Opcode};
 use ipnet::Ipv4Net;
 
 use crate::event::{LeaseEvent, LeaseEventKind};
+use crate::identity::SystemUuid;
 use crate::lease::index::Index;
 use crate::lease::{AbandonReason, LeaseRecord, LeaseState, MacAddr};
 use crate::v4::codec::{self, Message};
@@ -135,9 +136,34 @@ pub type Verdict = Result<Action, Silence>;
 struct ClientKey {
     mac: MacAddr,
     client_id: Option<Vec<u8>>,
+    /// The SMBIOS UUID of option 97, as sent.
+    uuid: Option<[u8; 16]>,
 }
 
 impl ClientKey {
+    fn of(message: &Message, mac: MacAddr) -> ClientKey {
+        ClientKey {
+            mac,
+            client_id: message
+                .client_id()
+                .filter(|id| !id.is_empty())
+                .map(<[u8]>::to_vec),
+            uuid: message
+                .client_uuid()
+                .and_then(SystemUuid::of_v4_option)
+                .and_then(|u| u.try_into().ok()),
+        }
+    }
+
+    /// The reservation that names this client.
+    fn reservation<'s>(&self, settings: &'s Settings) -> Option<&'s Reservation> {
+        settings.reservation(
+            self.client_id.as_deref(),
+            self.uuid.as_ref().map(|u| &u[..]),
+            Some(self.mac),
+        )
+    }
+
     /// True when `record` belongs to this client.
     fn owns(&self, record: &LeaseRecord) -> bool {
         match (&self.client_id, &record.client_id) {
@@ -287,13 +313,7 @@ impl Core {
             // Our own coexistence probe, looped back by the kernel.
             return Err(Silence::OwnProbe);
         }
-        let client = ClientKey {
-            mac,
-            client_id: message
-                .client_id()
-                .filter(|id| !id.is_empty())
-                .map(<[u8]>::to_vec),
-        };
+        let client = ClientKey::of(&message, mac);
         let request = Request {
             message: &message,
             message_type,
@@ -303,9 +323,7 @@ impl Core {
             destination: datagram.destination,
             port: datagram.port,
         };
-        if let Some(reservation) = self
-            .settings
-            .reservation(request.client.client_id.as_deref(), Some(mac))
+        if let Some(reservation) = request.client.reservation(&self.settings)
             && reservation.ignore
         {
             tracing::debug!(%mac, "dhcp: ignored ({message_type:?}): the reservation says ignore");
@@ -379,14 +397,7 @@ impl Core {
         let request = Request {
             message: &pending.request,
             message_type: MessageType::Discover,
-            client: ClientKey {
-                mac,
-                client_id: pending
-                    .request
-                    .client_id()
-                    .filter(|id| !id.is_empty())
-                    .map(<[u8]>::to_vec),
-            },
+            client: ClientKey::of(&pending.request, mac),
             interface: &datagram_interface,
             source: pending.source,
             destination: pending.destination,

@@ -23,10 +23,7 @@ impl Core {
             other => return Err(Silence::NotForProxy(other)),
         }
         let mac = request.client.mac;
-        let reservation = self
-            .settings
-            .reservation(request.client.client_id.as_deref(), Some(mac))
-            .cloned();
+        let reservation = request.client.reservation(&self.settings).cloned();
         if self.settings.known_clients_only && reservation.is_none() {
             tracing::debug!(%mac, "dhcp proxy: not answering: known clients only and no reservation");
             return Err(Silence::KnownClientsOnly(None));
@@ -90,10 +87,7 @@ impl Core {
             return Err(Silence::NotForProxy(request.message_type));
         }
         let mac = request.client.mac;
-        let reservation = self
-            .settings
-            .reservation(request.client.client_id.as_deref(), Some(mac))
-            .cloned();
+        let reservation = request.client.reservation(&self.settings).cloned();
         if self.settings.known_clients_only && reservation.is_none() {
             return Err(Silence::KnownClientsOnly(None));
         }

@@ -22,10 +22,7 @@ impl Core {
         let mac = request.client.mac;
         let subnet_index = self.subnet_index(request).ok_or(Silence::NoSubnet)?;
         let subnet = self.settings.subnets[subnet_index].clone();
-        let reservation = self
-            .settings
-            .reservation(request.client.client_id.as_deref(), Some(mac))
-            .cloned();
+        let reservation = request.client.reservation(&self.settings).cloned();
         let server_id = self
             .server_id(request, Some(&subnet))
             .ok_or(Silence::NoServerAddress)?;

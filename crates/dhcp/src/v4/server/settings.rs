@@ -9,6 +9,7 @@ use std::time::Duration;
 use ipnet::{IpNet, Ipv4Net};
 use kindling_config::{BootConfig, DhcpConfig, DhcpMode, DhcpOptionValue};
 
+use crate::identity::SystemUuid;
 use crate::lease::MacAddr;
 use crate::policy::VendorClasses;
 
@@ -66,8 +67,12 @@ impl Subnet {
 /// A reservation from `dhcp.reservations`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reservation {
-    pub mac: MacAddr,
+    /// Its position in `dhcp.reservations`.
+    pub index: usize,
+    pub mac: Option<MacAddr>,
     pub client_id: Option<Vec<u8>>,
+    /// Matched against option 97.
+    pub uuid: Option<SystemUuid>,
     pub address: Option<Ipv4Addr>,
     pub hostname: Option<String>,
     pub boot: BootConfig,
@@ -162,18 +167,23 @@ impl Settings {
             })
             .collect();
         let mut reservations = Vec::new();
-        for r in &dhcp.reservations {
+        for (index, r) in dhcp.reservations.iter().enumerate() {
             let address = match r.ip {
                 Some(IpAddr::V4(a)) => Some(a),
                 Some(IpAddr::V6(_)) => continue,
                 None => None,
             };
-            let Some(mac) = parse_mac(&r.mac) else {
+            let mac = r.mac.as_deref().and_then(parse_mac);
+            let uuid = r.uuid.map(SystemUuid);
+            if mac.is_none() && r.client_id.is_none() && uuid.is_none() {
+                // Named by its DUID only: a DHCPv6 reservation.
                 continue;
-            };
+            }
             reservations.push(Reservation {
+                index,
                 mac,
                 client_id: r.client_id.clone(),
+                uuid,
                 address,
                 hostname: r.hostname.clone(),
                 boot: r.boot.clone(),
@@ -185,7 +195,9 @@ impl Settings {
         let mut by_client_id = HashMap::new();
         let mut by_address = HashMap::new();
         for (i, r) in reservations.iter().enumerate() {
-            by_mac.insert(r.mac, i);
+            if let Some(mac) = r.mac {
+                by_mac.insert(mac, i);
+            }
             if let Some(id) = &r.client_id {
                 by_client_id.insert(id.clone(), i);
             }
@@ -227,16 +239,26 @@ impl Settings {
     }
 
     /// The reservation of a client: by client identifier first (RFC 2131 4.2: it names the
-    /// client when present), then by MAC.
+    /// client when present), then by SMBIOS UUID (option 97), then by MAC.
     pub fn reservation(
         &self,
         client_id: Option<&[u8]>,
+        uuid: Option<&[u8]>,
         mac: Option<MacAddr>,
     ) -> Option<&Reservation> {
         client_id
             .and_then(|id| self.by_client_id.get(id))
-            .or_else(|| mac.and_then(|m| self.by_mac.get(&m)))
             .map(|&i| &self.reservations[i])
+            .or_else(|| {
+                let uuid = uuid?;
+                self.reservations
+                    .iter()
+                    .find(|r| r.uuid.is_some_and(|u| u.matches(uuid)))
+            })
+            .or_else(|| {
+                mac.and_then(|m| self.by_mac.get(&m))
+                    .map(|&i| &self.reservations[i])
+            })
     }
 
     /// The reservation that holds `address`, if one does.

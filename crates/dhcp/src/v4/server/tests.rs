@@ -405,6 +405,56 @@ fn reservations_get_their_address_name_and_boot_file() {
 }
 
 #[test]
+fn a_reservation_by_smbios_uuid_matches_option_97_in_either_byte_order() {
+    let core_with_uuid = || {
+        Core::new(
+            settings_with(|dhcp| {
+                dhcp.reservations[0].mac = None;
+                dhcp.reservations[0].uuid = Some([
+                    0x4c, 0x4c, 0x45, 0x44, 0x00, 0x42, 0x35, 0x10, 0x80, 0x52, 0xb3, 0xc0, 0x4f,
+                    0x59, 0x52, 0x31,
+                ]);
+            }),
+            Vec::new(),
+        )
+    };
+    let option_97 = |uuid: [u8; 16]| [&[0u8][..], &uuid].concat();
+    let canonical = [
+        0x4c, 0x4c, 0x45, 0x44, 0x00, 0x42, 0x35, 0x10, 0x80, 0x52, 0xb3, 0xc0, 0x4f, 0x59, 0x52,
+        0x31,
+    ];
+    let efi_guid = [
+        0x44, 0x45, 0x4c, 0x4c, 0x42, 0x00, 0x10, 0x35, 0x80, 0x52, 0xb3, 0xc0, 0x4f, 0x59, 0x52,
+        0x31,
+    ];
+    for sent in [canonical, efi_guid] {
+        let mut core = core_with_uuid();
+        let req = Req::new(MessageType::Discover, MAC_A)
+            .opt(60, b"PXEClient:Arch:00000:UNDI:002001")
+            .opt(97, &option_97(sent));
+        let m = decode(&transmit(send(&mut core, &req, t0())));
+        assert_eq!(m.yiaddr(), Ipv4Addr::new(10, 99, 0, 10), "uuid {sent:02x?}");
+        assert_eq!(m.file(), Some(&b"special.kpxe"[..]));
+        // The MAC the reservation no longer names gets a pool address.
+        let m = decode(&transmit(send(
+            &mut core,
+            &Req::new(MessageType::Discover, RESERVED_MAC),
+            t0(),
+        )));
+        assert_ne!(m.yiaddr(), Ipv4Addr::new(10, 99, 0, 10));
+    }
+    // Another UUID, or a malformed option 97, is another machine.
+    let mut other = canonical;
+    other[0] ^= 1;
+    for option in [option_97(other), canonical.to_vec()] {
+        let mut core = core_with_uuid();
+        let req = Req::new(MessageType::Discover, MAC_A).opt(97, &option);
+        let m = decode(&transmit(send(&mut core, &req, t0())));
+        assert_ne!(m.yiaddr(), Ipv4Addr::new(10, 99, 0, 10));
+    }
+}
+
+#[test]
 fn client_hostnames_are_sanitized_and_option_81_wins() {
     let mut core = core();
     let a = offer(&mut core, MAC_A, t0());

@@ -39,6 +39,16 @@ fn link() -> Link {
         name: "vsrv".into(),
         link_local: Some(ours()),
         mac: Some(MAC),
+        addresses: vec!["fd00:99::1".parse().unwrap()],
+    }
+}
+
+/// The quiet RA alone (`dhcp.v6.quiet_ra: auto`, no router_advertisements).
+fn quiet() -> Settings {
+    Settings {
+        quiet: true,
+        prefixes: Vec::new(),
+        default_router: false,
     }
 }
 
@@ -51,7 +61,7 @@ fn secs(n: u64) -> Duration {
 }
 
 struct Lab {
-    core: QuietRa<FixedJitter>,
+    core: Advertiser<FixedJitter>,
     start: Instant,
 }
 
@@ -68,7 +78,7 @@ impl Lab {
 
     fn starting(delay: Duration) -> Lab {
         let start = Instant::now();
-        let mut core = QuietRa::new(FixedJitter(delay));
+        let mut core = Advertiser::new(FixedJitter(delay), quiet());
         core.set_links(start, vec![link()]);
         Lab { core, start }
     }
@@ -146,6 +156,7 @@ fn advertisement(router_lifetime: u16) -> Vec<u8> {
         reachable_time: 0,
         retrans_timer: 0,
         source_link_layer: None,
+        prefixes: Vec::new(),
     })
     .emit(&mut bytes);
     bytes
@@ -197,6 +208,8 @@ fn a_solicitation_gets_the_quiet_advertisement_multicast_to_all_nodes() {
         lab.events(),
         [Event::Sent {
             interface: "vsrv".into(),
+            kind: Sent::Quiet,
+            router_lifetime: 0,
             solicitations: 1
         }]
     );
@@ -239,6 +252,8 @@ fn at_most_one_advertisement_per_three_seconds_answers_every_solicitation_meanwh
         lab.events(),
         [Event::Sent {
             interface: "vsrv".into(),
+            kind: Sent::Quiet,
+            router_lifetime: 0,
             solicitations: 3
         }]
     );
@@ -434,7 +449,7 @@ fn bad_solicitations_are_dropped_with_their_reason() {
 #[test]
 fn an_interface_without_a_link_local_address_neither_solicits_nor_answers() {
     let start = Instant::now();
-    let mut core = QuietRa::new(FixedJitter(ms(0)));
+    let mut core = Advertiser::new(FixedJitter(ms(0)), quiet());
     let bare = Link {
         link_local: None,
         ..link()
@@ -498,4 +513,617 @@ proptest! {
             lab.events();
         }
     }
+}
+
+// Advertising mode (dhcp.v6.router_advertisements).
+
+fn subnet() -> Ipv6Net {
+    "fd00:99::/64".parse().unwrap()
+}
+
+fn advertising(default_router: bool) -> Settings {
+    Settings {
+        quiet: true,
+        // A second subnet on another link, and the first written with host bits set.
+        prefixes: vec![
+            "fd00:99::1/64".parse().unwrap(),
+            "fd00:42::/64".parse().unwrap(),
+        ],
+        default_router,
+    }
+}
+
+/// A core advertising on `link()` from `start`, its start-up solicitation taken.
+fn advertiser(settings: Settings, delay: Duration) -> (Advertiser<FixedJitter>, Instant) {
+    let start = Instant::now();
+    let mut core = Advertiser::new(FixedJitter(delay), settings);
+    core.set_links(start, vec![link()]);
+    let solicitation = core.poll_transmit().unwrap();
+    assert_eq!(solicitation.bytes[0], wire::ROUTER_SOLICITATION);
+    (core, start)
+}
+
+/// Runs the timers up to `until`; every advertisement that left, with its offset from
+/// `start`, parsed.
+fn sent_until(
+    core: &mut Advertiser<FixedJitter>,
+    start: Instant,
+    until: Duration,
+) -> Vec<(Duration, RouterAdvert)> {
+    let mut sent = Vec::new();
+    loop {
+        assert_eq!(core.poll_transmit(), None, "a transmit outside a timeout");
+        let Some(deadline) = core.poll_timeout().filter(|d| *d <= start + until) else {
+            break;
+        };
+        core.handle_timeout(deadline);
+        while let Some(transmit) = core.poll_transmit() {
+            sent.push((deadline - start, parsed(&transmit)));
+        }
+    }
+    sent
+}
+
+fn parsed(transmit: &Transmit) -> RouterAdvert {
+    assert_eq!(transmit.from, ours());
+    assert_eq!(transmit.to, "ff02::1".parse::<Ipv6Addr>().unwrap());
+    match NdiscRepr::parse(&transmit.bytes).unwrap() {
+        NdiscRepr::RouterAdvert(advert) => advert,
+        other => panic!("not an advertisement: {other:?}"),
+    }
+}
+
+fn offsets(sent: &[(Duration, RouterAdvert)]) -> Vec<Duration> {
+    sent.iter().map(|(at, _)| *at).collect()
+}
+
+#[test]
+fn an_advertisement_has_m_and_o_and_the_link_s_subnet_on_link_not_autonomous() {
+    let (mut core, start) = advertiser(advertising(false), ms(0));
+    let sent = sent_until(&mut core, start, ms(0));
+    assert_eq!(offsets(&sent), [ms(0)], "the first one at once");
+    let advert = &sent[0].1;
+    assert!(advert.managed, "M: addresses from DHCPv6");
+    assert!(advert.other, "O: other configuration from DHCPv6");
+    assert_eq!(advert.router_lifetime, 0, "not a default router");
+    assert_eq!(advert.cur_hop_limit, 0);
+    assert_eq!(advert.reachable_time, 0);
+    assert_eq!(advert.retrans_timer, 0);
+    assert_eq!(
+        advert.source_link_layer,
+        Some(LinkLayerAddress::Ethernet(MAC))
+    );
+    // Only the subnet the link has an address in, its network address.
+    assert_eq!(
+        advert.prefixes,
+        [PrefixInformation {
+            prefix_len: 64,
+            on_link: true,
+            autonomous: false,
+            valid_lifetime: PREFIX_VALID_LIFETIME,
+            preferred_lifetime: PREFIX_PREFERRED_LIFETIME,
+            prefix: subnet().network(),
+        }]
+    );
+    const { assert!(PREFIX_PREFERRED_LIFETIME <= PREFIX_VALID_LIFETIME) };
+    assert_eq!(core.advertising(), [("vsrv".to_string(), vec![subnet()])]);
+}
+
+#[test]
+fn every_configured_subnet_on_the_link_gets_its_own_prefix_option() {
+    let start = Instant::now();
+    let mut core = Advertiser::new(FixedJitter(ms(0)), advertising(false));
+    let two = Link {
+        addresses: vec![
+            "fd00:42::7".parse().unwrap(),
+            "2001:db8::1".parse().unwrap(),
+            "fd00:99::1".parse().unwrap(),
+        ],
+        ..link()
+    };
+    core.set_links(start, vec![two]);
+    core.poll_transmit().unwrap();
+    let sent = sent_until(&mut core, start, ms(0));
+    let prefixes: Vec<(Ipv6Addr, u8)> = sent[0]
+        .1
+        .prefixes
+        .iter()
+        .map(|p| (p.prefix, p.prefix_len))
+        .collect();
+    assert_eq!(
+        prefixes,
+        [
+            ("fd00:99::".parse().unwrap(), 64),
+            ("fd00:42::".parse().unwrap(), 64)
+        ]
+    );
+}
+
+#[test]
+fn default_router_advertises_a_lifetime_of_three_max_intervals() {
+    let (mut core, start) = advertiser(advertising(true), ms(0));
+    let sent = sent_until(&mut core, start, ms(0));
+    assert_eq!(sent[0].1.router_lifetime, DEFAULT_ROUTER_LIFETIME);
+    assert_eq!(
+        Duration::from_secs(u64::from(DEFAULT_ROUTER_LIFETIME)),
+        3 * MAX_RTR_ADV_INTERVAL_OURS
+    );
+}
+
+#[test]
+fn the_first_advertisements_come_at_most_max_initial_interval_apart_then_at_random() {
+    // The largest draw: MaxRtrAdvInterval, clamped to 16 s for the first ones.
+    let (mut core, start) = advertiser(advertising(false), secs(3600));
+    let sent = sent_until(&mut core, start, secs(200));
+    assert_eq!(
+        offsets(&sent),
+        [
+            secs(0),
+            secs(16),
+            secs(32),
+            secs(62),
+            secs(92),
+            secs(122),
+            secs(152),
+            secs(182)
+        ]
+    );
+    assert_eq!(MAX_INITIAL_RTR_ADVERTISEMENTS, 3);
+    assert_eq!(MAX_INITIAL_RTR_ADVERT_INTERVAL, secs(16));
+    // The smallest draw: MinRtrAdvInterval throughout.
+    let (mut core, start) = advertiser(advertising(false), ms(0));
+    let sent = sent_until(&mut core, start, secs(45));
+    assert_eq!(
+        offsets(&sent),
+        [secs(0), secs(10), secs(20), secs(30), secs(40)]
+    );
+    let events: Vec<Event> = std::iter::from_fn(|| core.poll_event()).collect();
+    assert!(events.iter().all(|e| matches!(
+        e,
+        Event::Sent {
+            kind: Sent::Unsolicited,
+            solicitations: 0,
+            ..
+        }
+    )));
+}
+
+#[test]
+fn a_solicitation_is_answered_after_the_random_delay_and_resets_the_periodic_timer() {
+    let (mut core, start) = advertiser(advertising(false), ms(200));
+    // The first unsolicited at 0, the next due at 10.2 s (MinRtrAdvInterval + 200 ms drawn).
+    assert_eq!(offsets(&sent_until(&mut core, start, secs(5))), [secs(0)]);
+    core.poll_event();
+    core.handle(
+        start + secs(5),
+        Received {
+            bytes: &solicitation(Some(CLIENT_MAC)),
+            source: client(),
+            ifindex: IFINDEX,
+            hop_limit: Some(255),
+            truncated: false,
+        },
+    );
+    let sent = sent_until(&mut core, start, secs(30));
+    // Answered 200 ms later; the timer restarts from the answer.
+    assert_eq!(
+        offsets(&sent),
+        [secs(5) + ms(200), secs(15) + ms(400), secs(25) + ms(600)]
+    );
+    assert!(sent.iter().all(|(_, a)| a.managed && a.other));
+    let first: Vec<Event> = std::iter::from_fn(|| core.poll_event()).take(1).collect();
+    assert_eq!(
+        first,
+        [Event::Sent {
+            interface: "vsrv".into(),
+            kind: Sent::Solicited,
+            router_lifetime: 0,
+            solicitations: 1,
+        }]
+    );
+}
+
+#[test]
+fn solicited_advertisements_keep_min_delay_between_ras_and_answer_every_solicitation_meanwhile() {
+    let (mut core, start) = advertiser(advertising(false), ms(100));
+    assert_eq!(offsets(&sent_until(&mut core, start, ms(0))), [ms(0)]);
+    while core.poll_event().is_some() {}
+    for at in [ms(500), ms(1000), ms(2000)] {
+        core.handle(
+            start + at,
+            Received {
+                bytes: &solicitation(None),
+                source: client(),
+                ifindex: IFINDEX,
+                hop_limit: Some(255),
+                truncated: false,
+            },
+        );
+    }
+    let sent = sent_until(&mut core, start, secs(4));
+    assert_eq!(
+        offsets(&sent),
+        [MIN_DELAY_BETWEEN_RAS],
+        "3 s after the last"
+    );
+    let events: Vec<Event> = std::iter::from_fn(|| core.poll_event()).collect();
+    assert_eq!(
+        events,
+        [Event::Sent {
+            interface: "vsrv".into(),
+            kind: Sent::Solicited,
+            router_lifetime: 0,
+            solicitations: 3,
+        }]
+    );
+}
+
+#[test]
+fn a_flood_of_solicitations_is_answered_at_the_rate_limit_while_advertising() {
+    let (mut core, start) = advertiser(advertising(false), ms(250));
+    let mut sent = Vec::new();
+    for tick in 0..3000u64 {
+        let at = start + ms(tick * 10);
+        let source = Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, tick as u16);
+        core.handle(
+            at,
+            Received {
+                bytes: &solicitation(None),
+                source,
+                ifindex: IFINDEX,
+                hop_limit: Some(255),
+                truncated: false,
+            },
+        );
+        core.handle_timeout(at);
+        while let Some(transmit) = core.poll_transmit() {
+            parsed(&transmit);
+            sent.push(at);
+        }
+        while core.poll_event().is_some() {}
+        assert_eq!(core.links.len(), 1);
+    }
+    for pair in sent.windows(2) {
+        assert!(pair[1] - pair[0] >= MIN_DELAY_BETWEEN_RAS, "{pair:?}");
+    }
+    assert!((9..=11).contains(&sent.len()), "{} in 30 s", sent.len());
+}
+
+#[test]
+fn stopping_as_a_default_router_sends_a_final_advertisement_with_lifetime_zero() {
+    let (mut core, start) = advertiser(advertising(true), ms(0));
+    assert_eq!(sent_until(&mut core, start, ms(0)).len(), 1);
+    while core.poll_event().is_some() {}
+    core.stop(start + secs(1));
+    let last = core.poll_transmit().unwrap();
+    let advert = parsed(&last);
+    assert_eq!(advert.router_lifetime, 0);
+    assert!(advert.managed && advert.other);
+    assert_eq!(advert.prefixes.len(), 1, "the prefixes still hold");
+    assert_eq!(core.poll_transmit(), None, "one final advertisement");
+    assert_eq!(
+        core.poll_event(),
+        Some(Event::Sent {
+            interface: "vsrv".into(),
+            kind: Sent::Final,
+            router_lifetime: 0,
+            solicitations: 0,
+        })
+    );
+    assert_eq!(core.poll_timeout(), None);
+}
+
+#[test]
+fn no_final_advertisement_when_the_lifetime_was_already_zero_or_nothing_was_sent() {
+    let (mut core, start) = advertiser(advertising(false), ms(0));
+    sent_until(&mut core, start, ms(0));
+    core.stop(start + secs(1));
+    assert_eq!(
+        core.poll_transmit(),
+        None,
+        "lifetime 0: nothing to withdraw"
+    );
+    // A default router that never advertised (its link had no link-local address).
+    let start = Instant::now();
+    let mut core = Advertiser::new(FixedJitter(ms(0)), advertising(true));
+    core.set_links(
+        start,
+        vec![Link {
+            link_local: None,
+            ..link()
+        }],
+    );
+    core.stop(start + secs(1));
+    assert_eq!(core.poll_transmit(), None);
+}
+
+#[test]
+fn a_default_router_link_no_longer_served_or_no_longer_advertising_sends_its_final_one() {
+    // The interface leaves the served set.
+    let (mut core, start) = advertiser(advertising(true), ms(0));
+    sent_until(&mut core, start, ms(0));
+    core.set_links(start + secs(1), Vec::new());
+    assert_eq!(parsed(&core.poll_transmit().unwrap()).router_lifetime, 0);
+    assert_eq!(core.poll_transmit(), None);
+    // router_advertisements turned off by a reload: a final one, then the quiet answers.
+    let (mut core, start) = advertiser(advertising(true), ms(0));
+    sent_until(&mut core, start, ms(0));
+    core.set_settings(start + secs(1), quiet());
+    let last = parsed(&core.poll_transmit().unwrap());
+    assert_eq!((last.router_lifetime, last.managed), (0, true));
+    assert!(core.advertising().is_empty());
+    // The subnet's address leaves the interface: the same.
+    let (mut core, start) = advertiser(advertising(true), ms(0));
+    sent_until(&mut core, start, ms(0));
+    core.set_links(
+        start + secs(1),
+        vec![Link {
+            addresses: Vec::new(),
+            ..link()
+        }],
+    );
+    assert_eq!(parsed(&core.poll_transmit().unwrap()).router_lifetime, 0);
+}
+
+#[test]
+fn a_changed_advertisement_starts_again_with_the_initial_ones() {
+    let (mut core, start) = advertiser(advertising(true), secs(3600));
+    assert_eq!(
+        offsets(&sent_until(&mut core, start, secs(100))),
+        [secs(0), secs(16), secs(32), secs(62), secs(92)]
+    );
+    // default_router turned off: at once (3 s after the last), lifetime 0, then 16 s apart.
+    core.set_settings(start + secs(93), advertising(false));
+    assert_eq!(
+        core.poll_transmit(),
+        None,
+        "not a final one: still advertising"
+    );
+    let sent = sent_until(&mut core, start, secs(130));
+    assert_eq!(offsets(&sent), [secs(95), secs(111), secs(127)]);
+    assert!(sent.iter().all(|(_, a)| a.router_lifetime == 0));
+}
+
+fn other_advertisement(managed: bool, other: bool, prefixes: &[&str]) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    NdiscRepr::RouterAdvert(RouterAdvert {
+        cur_hop_limit: 64,
+        managed,
+        other,
+        router_lifetime: 1800,
+        reachable_time: 0,
+        retrans_timer: 0,
+        source_link_layer: None,
+        prefixes: prefixes
+            .iter()
+            .map(|p| {
+                let net: Ipv6Net = p.parse().unwrap();
+                PrefixInformation {
+                    prefix_len: net.prefix_len(),
+                    on_link: true,
+                    autonomous: true,
+                    valid_lifetime: 600,
+                    preferred_lifetime: 300,
+                    prefix: net.addr(),
+                }
+            })
+            .collect(),
+    })
+    .emit(&mut bytes);
+    bytes
+}
+
+#[test]
+fn another_router_is_reported_once_with_what_disagrees_and_advertising_goes_on() {
+    let (mut core, start) = advertiser(advertising(false), ms(0));
+    sent_until(&mut core, start, ms(0));
+    while core.poll_event().is_some() {}
+    let hear = |core: &mut Advertiser<FixedJitter>, at: Duration, from: Ipv6Addr, bytes: &[u8]| {
+        core.handle(
+            start + at,
+            Received {
+                bytes,
+                source: from,
+                ifindex: IFINDEX,
+                hop_limit: Some(255),
+                truncated: false,
+            },
+        );
+        std::iter::from_fn(|| core.poll_event()).collect::<Vec<_>>()
+    };
+    let disagreeing = other_advertisement(true, false, &["fd00:98::/64"]);
+    assert_eq!(
+        hear(&mut core, secs(1), router(), &disagreeing),
+        [Event::OtherRouter {
+            interface: "vsrv".into(),
+            router: router(),
+            router_lifetime: 1800,
+            managed: true,
+            other: false,
+            prefixes: vec!["fd00:98::/64".parse().unwrap()],
+            flags_disagree: true,
+            prefixes_disagree: true,
+        }]
+    );
+    // Its next advertisement: no second report.
+    assert_eq!(hear(&mut core, secs(2), router(), &disagreeing), []);
+    // A second router that agrees (the same prefix, written with host bits set).
+    let second: Ipv6Addr = "fe80::2".parse().unwrap();
+    let agreeing = other_advertisement(true, true, &["fd00:99::5/64"]);
+    assert_eq!(
+        hear(&mut core, secs(3), second, &agreeing),
+        [Event::OtherRouter {
+            interface: "vsrv".into(),
+            router: second,
+            router_lifetime: 1800,
+            managed: true,
+            other: true,
+            prefixes: vec![subnet()],
+            flags_disagree: false,
+            prefixes_disagree: false,
+        }]
+    );
+    // Advertising goes on: periodic ones and answers to solicitations.
+    core.handle(
+        start + secs(4),
+        Received {
+            bytes: &solicitation(None),
+            source: client(),
+            ifindex: IFINDEX,
+            hop_limit: Some(255),
+            truncated: false,
+        },
+    );
+    let sent = sent_until(&mut core, start, secs(15));
+    assert_eq!(offsets(&sent), [secs(4), secs(14)]);
+    // 1800 s after its last advertisement it is forgotten, and reported again when heard.
+    sent_until(&mut core, start, secs(1803));
+    while core.poll_event().is_some() {}
+    assert_eq!(hear(&mut core, secs(1803), router(), &disagreeing).len(), 1);
+}
+
+#[test]
+fn an_advertising_link_without_a_link_local_address_sends_nothing_until_it_has_one() {
+    let start = Instant::now();
+    let mut core = Advertiser::new(FixedJitter(ms(0)), advertising(true));
+    let bare = Link {
+        link_local: None,
+        ..link()
+    };
+    core.set_links(start, vec![bare]);
+    assert_eq!(core.poll_transmit(), None);
+    assert_eq!(
+        core.poll_timeout(),
+        None,
+        "no timer for a link that cannot send"
+    );
+    core.handle(
+        start + secs(1),
+        Received {
+            bytes: &solicitation(None),
+            source: client(),
+            ifindex: IFINDEX,
+            hop_limit: Some(255),
+            truncated: false,
+        },
+    );
+    assert!(matches!(
+        core.poll_event(),
+        Some(Event::Dropped {
+            reason: DropReason::NoLinkLocal,
+            ..
+        })
+    ));
+    core.handle_timeout(start + secs(60));
+    assert_eq!(core.poll_transmit(), None);
+    // The address arrives: a solicitation, then the first advertisement at once.
+    core.set_links(start + secs(61), vec![link()]);
+    assert_eq!(
+        core.poll_transmit().unwrap().bytes[0],
+        wire::ROUTER_SOLICITATION
+    );
+    core.handle_timeout(start + secs(61));
+    let advert = parsed(&core.poll_transmit().unwrap());
+    assert_eq!(advert.router_lifetime, DEFAULT_ROUTER_LIFETIME);
+}
+
+#[test]
+fn a_link_outside_every_subnet_gets_the_quiet_answer_or_nothing() {
+    let outside = Link {
+        addresses: vec!["2001:db8::1".parse().unwrap()],
+        ..link()
+    };
+    for (quiet, expected) in [(true, Some(quiet_bytes())), (false, None)] {
+        let start = Instant::now();
+        let mut core = Advertiser::new(
+            FixedJitter(ms(0)),
+            Settings {
+                quiet,
+                ..advertising(false)
+            },
+        );
+        core.set_links(start, vec![outside.clone()]);
+        core.poll_transmit().unwrap();
+        assert!(core.advertising().is_empty());
+        core.handle(
+            start + secs(10),
+            Received {
+                bytes: &solicitation(None),
+                source: client(),
+                ifindex: IFINDEX,
+                hop_limit: Some(255),
+                truncated: false,
+            },
+        );
+        core.handle_timeout(start + secs(10));
+        assert_eq!(
+            core.poll_transmit().map(|t| t.bytes),
+            expected,
+            "quiet: {quiet}"
+        );
+        assert_eq!(core.poll_timeout(), None, "no periodic advertisement");
+    }
+}
+
+proptest! {
+    /// The fuzz target's invariants (crate::v6::fuzzing::quiet_ra) on random scripts of
+    /// solicitations, advertisements (with and without prefixes) and garbage, in both modes.
+    #[test]
+    fn random_scripts_keep_the_fuzz_invariants(
+        seed in any::<u8>(),
+        steps in proptest::collection::vec(
+            (any::<u8>(), any::<u8>(), 0u8..4, proptest::collection::vec(any::<u8>(), 0..40)),
+            0..40,
+        ),
+    ) {
+        let mut script = vec![seed];
+        for (flags, elapsed, kind, garbage) in steps {
+            let bytes = match kind {
+                0 => solicitation(None),
+                1 => advertisement(0),
+                2 => other_advertisement(flags & 1 == 1, flags & 2 == 2, &["fd00:99::/64"]),
+                _ => garbage,
+            };
+            script.extend_from_slice(&[flags, elapsed, bytes.len() as u8]);
+            script.extend_from_slice(&bytes);
+        }
+        crate::v6::fuzzing::quiet_ra(&script);
+    }
+}
+
+#[test]
+fn a_router_heard_while_advertising_keeps_the_interface_silent_once_it_turns_quiet() {
+    let (mut core, start) = advertiser(advertising(false), ms(0));
+    sent_until(&mut core, start, ms(0));
+    core.handle(
+        start + secs(1),
+        Received {
+            bytes: &advertisement(1800),
+            source: router(),
+            ifindex: IFINDEX,
+            hop_limit: Some(255),
+            truncated: false,
+        },
+    );
+    core.set_settings(start + secs(2), quiet());
+    while core.poll_event().is_some() {}
+    core.handle(
+        start + secs(10),
+        Received {
+            bytes: &solicitation(None),
+            source: client(),
+            ifindex: IFINDEX,
+            hop_limit: Some(255),
+            truncated: false,
+        },
+    );
+    assert!(matches!(
+        core.poll_event(),
+        Some(Event::Dropped {
+            reason: DropReason::OtherRouter,
+            ..
+        })
+    ));
+    core.handle_timeout(start + secs(11));
+    assert_eq!(core.poll_transmit(), None);
 }

@@ -37,6 +37,7 @@
 //!   `PXEClient` as a boot-server offer and fails without a port 4011 answer. Option 60 is never
 //!   sent: EDK2 PXE reads it as a file size.
 
+pub mod coexist;
 mod silence;
 #[cfg(test)]
 mod tests;
@@ -48,6 +49,7 @@ use ipnet::{IpNet, Ipv6Net};
 use kindling_config::{BootConfig, DhcpConfig, DhcpMode};
 
 use crate::event::{LeaseEvent, LeaseEventKind};
+use crate::identity::SystemUuid;
 use crate::lease::index::{FamilyIndex, Owner};
 use crate::lease::{AbandonReason, Lease6Record, LeaseState, MacAddr};
 use crate::policy::{self, BootDecision, BootFile, BootRequest, ClientFacts, Mode, VendorClasses};
@@ -110,15 +112,20 @@ pub struct Settings {
     pub vendor_classes: VendorClasses,
     /// DNS is served by this box: option 23 names this box's address, option 24 the domain.
     pub dns_domain: Option<String>,
-    /// `dhcp.reservations`, keyed by the machine's MAC (learned from its DUID, link-local
-    /// address or relay): the IPv6 `ip`, host name, boot files and `ignore` apply here.
+    /// `dhcp.reservations`, naming the machine by its DUID, its SMBIOS UUID (a DUID-UUID) or
+    /// its MAC (learned from its DUID, link-local address or relay): the IPv6 `ip`, host name,
+    /// boot files and `ignore` apply here.
     pub reservations: Vec<Reservation>,
 }
 
 /// A reservation as DHCPv6 applies it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Reservation {
-    pub mac: MacAddr,
+    /// Its position in `dhcp.reservations`.
+    pub index: usize,
+    pub mac: Option<MacAddr>,
+    pub uuid: Option<SystemUuid>,
+    pub duid: Option<Vec<u8>>,
     /// The reservation's `ip` when it is an IPv6 address.
     pub address: Option<Ipv6Addr>,
     pub hostname: Option<String>,
@@ -185,9 +192,19 @@ impl Settings {
             reservations: dhcp
                 .reservations
                 .iter()
-                .filter_map(|r| {
+                .enumerate()
+                .filter_map(|(index, r)| {
+                    let mac = r.mac.as_deref().and_then(crate::v4::server::parse_mac);
+                    let uuid = r.uuid.map(SystemUuid);
+                    if mac.is_none() && uuid.is_none() && r.duid.is_none() {
+                        // Named by its v4 client identifier only.
+                        return None;
+                    }
                     Some(Reservation {
-                        mac: crate::v4::server::parse_mac(&r.mac)?,
+                        index,
+                        mac,
+                        uuid,
+                        duid: r.duid.clone(),
                         address: match r.ip {
                             Some(IpAddr::V6(v6)) => Some(v6),
                             _ => None,
@@ -201,10 +218,25 @@ impl Settings {
         })
     }
 
-    /// The reservation of a machine.
-    pub fn reservation(&self, mac: Option<MacAddr>) -> Option<&Reservation> {
-        let mac = mac?;
-        self.reservations.iter().find(|r| r.mac == mac)
+    /// The reservation of a machine: by its exact DUID first, then by the SMBIOS UUID of a
+    /// DUID-UUID, then by its MAC.
+    pub fn reservation(&self, duid: &[u8], mac: Option<MacAddr>) -> Option<&Reservation> {
+        let by_duid = || {
+            self.reservations
+                .iter()
+                .find(|r| r.duid.as_deref() == Some(duid))
+        };
+        let by_uuid = || {
+            let uuid = SystemUuid::of_duid(duid)?;
+            self.reservations
+                .iter()
+                .find(|r| r.uuid.is_some_and(|u| u.matches(uuid)))
+        };
+        let by_mac = || {
+            let mac = mac?;
+            self.reservations.iter().find(|r| r.mac == Some(mac))
+        };
+        by_duid().or_else(by_uuid).or_else(by_mac)
     }
 
     /// The reservation that holds an address.
@@ -283,6 +315,9 @@ struct Request<'a> {
 pub struct Core {
     settings: Settings,
     leases: FamilyIndex<Lease6Record>,
+    /// Interfaces (by index) where another DHCPv6 server answers: ADVERTISEs there carry
+    /// preference 0 (see [`coexist`]).
+    contested: std::collections::HashSet<u32>,
 }
 
 impl std::fmt::Debug for Core {
@@ -300,12 +335,35 @@ impl Core {
         for record in records {
             leases.apply(record);
         }
-        Core { settings, leases }
+        Core {
+            settings,
+            leases,
+            contested: Default::default(),
+        }
     }
 
     /// Replaces the settings (SIGHUP). Leases stay.
     pub fn reconfigure(&mut self, settings: Settings) {
         self.settings = settings;
+    }
+
+    /// Marks whether another DHCPv6 server answers on `interface`; true when that changed.
+    pub fn set_contested(&mut self, interface: u32, contested: bool) -> bool {
+        if contested {
+            self.contested.insert(interface)
+        } else {
+            self.contested.remove(&interface)
+        }
+    }
+
+    /// The preference an ADVERTISE on `interface` carries: `dhcp.v6.preference`, or 0 where
+    /// another server answers.
+    pub fn preference_on(&self, interface: u32) -> u8 {
+        if self.contested.contains(&interface) {
+            0
+        } else {
+            self.settings.preference
+        }
     }
 
     pub fn settings(&self) -> &Settings {
@@ -344,11 +402,15 @@ impl Core {
             }
             return self.information(&self.request(&packet, datagram, Vec::new()));
         };
+        if duid == coexist::PROBE_DUID {
+            // Our own coexistence probe, looped back.
+            return Err(Silence::OwnProbe);
+        }
         let request = self.request(&packet, datagram, duid.to_vec());
         self.check_server_id(message)?;
         if self
             .settings
-            .reservation(request.client.mac)
+            .reservation(&request.client.duid, request.client.mac)
             .is_some_and(|r| r.ignore)
         {
             return Err(Silence::Ignored);
@@ -458,7 +520,11 @@ impl Core {
     /// True when `address` may be given to the identity association `owner` now.
     fn free_for(&self, address: Ipv6Addr, client: &Client, owner: &Owner, now: SystemTime) -> bool {
         if let Some(reservation) = self.settings.reservation_of_address(address)
-            && Some(reservation.mac) != client.mac
+            && self
+                .settings
+                .reservation(&client.duid, client.mac)
+                .map(|r| r.index)
+                != Some(reservation.index)
         {
             return false;
         }
@@ -481,7 +547,7 @@ impl Core {
     fn assignable(&self, subnet: &Subnet, client: &Client, address: Ipv6Addr) -> bool {
         let reserved = self
             .settings
-            .reservation(client.mac)
+            .reservation(&client.duid, client.mac)
             .and_then(|r| r.address)
             .filter(|a| subnet.network.contains(a));
         reserved == Some(address) || subnet.in_range(address)
@@ -504,7 +570,7 @@ impl Core {
         };
         if let Some(reserved) = self
             .settings
-            .reservation(client.mac)
+            .reservation(&client.duid, client.mac)
             .and_then(|r| r.address)
             .filter(|a| subnet.network.contains(a))
             && usable(reserved)
@@ -596,9 +662,10 @@ impl Core {
             return Ok(self.commit(request, granted, reply, now));
         }
         let mut advertise = self.reply(request, MessageType::Advertise, reply_ias);
-        advertise
-            .options
-            .push(code::PREFERENCE, vec![self.settings.preference]);
+        advertise.options.push(
+            code::PREFERENCE,
+            vec![self.preference_on(request.interface.index)],
+        );
         Ok(Action::Send(self.transmit(request, &advertise)))
     }
 
@@ -616,7 +683,7 @@ impl Core {
             // The machine's reservation wins over what it asks for.
             let reserved = self
                 .settings
-                .reservation(request.client.mac)
+                .reservation(&request.client.duid, request.client.mac)
                 .and_then(|r| r.address)
                 .filter(|a| subnet.network.contains(a));
             let asked = ia
@@ -821,7 +888,7 @@ impl Core {
     ) -> Action {
         let hostname = self
             .settings
-            .reservation(request.client.mac)
+            .reservation(&request.client.duid, request.client.mac)
             .and_then(|r| r.hostname.clone())
             .or_else(|| client_hostname(request.message));
         let mut records = Vec::with_capacity(granted.len());
@@ -884,7 +951,9 @@ impl Core {
         {
             reply.options.push(code::DOMAIN_LIST, dns_name(domain));
         }
-        let reservation = self.settings.reservation(request.client.mac);
+        let reservation = self
+            .settings
+            .reservation(&request.client.duid, request.client.mac);
         if let BootDecision::Boot(offer) = self.boot_decision(request.message, reservation)
             && let Some(url) = boot_url(&offer.file, request.our_address)
         {

@@ -24,6 +24,8 @@ pub enum Silence {
     NoSubnet,
     /// The machine's reservation says `ignore: true`.
     Ignored,
+    /// Our own coexistence probe SOLICIT, looped back.
+    OwnProbe,
     /// The message asks for no IA_NA (Kindling hands out addresses only, not prefixes).
     NoIaNa,
     /// A CONFIRM without addresses (RFC 8415 18.3.3: no reply).
@@ -54,6 +56,9 @@ impl fmt::Display for Silence {
             ),
             Silence::Ignored => {
                 f.write_str("ignored: the machine's reservation says `ignore: true`")
+            }
+            Silence::OwnProbe => {
+                f.write_str("our own coexistence probe (a SOLICIT from the probe DUID)")
             }
             Silence::NoIaNa => f.write_str("the message asks for no address (no IA_NA)"),
             Silence::NothingToConfirm => f.write_str("a CONFIRM without addresses"),

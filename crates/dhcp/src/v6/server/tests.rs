@@ -725,7 +725,10 @@ proptest! {
 fn reserved_core(ignore: bool) -> Core {
     let mut settings = settings();
     settings.reservations.push(Reservation {
-        mac: MacAddr(CLIENT_MAC),
+        index: 0,
+        mac: Some(MacAddr(CLIENT_MAC)),
+        uuid: None,
+        duid: None,
         // Outside the range, inside the subnet: a fixed address.
         address: Some("fd00:99::10".parse().unwrap()),
         hostname: Some("node10".into()),
@@ -938,4 +941,199 @@ fn captured_ovmf_and_ipxe_messages_get_what_they_boot_with() {
         }
         other => panic!("iPXE's REQUEST is not committed: {other:?}"),
     }
+/// A reservation that names its machine by `uuid` and `duid` only, with a fixed address.
+fn core_reserving(
+    index: usize,
+    uuid: Option<[u8; 16]>,
+    duid: Option<Vec<u8>>,
+    address: &str,
+) -> Core {
+    let mut settings = settings();
+    settings.reservations.push(Reservation {
+        index,
+        mac: None,
+        uuid: uuid.map(SystemUuid),
+        duid,
+        address: Some(address.parse().unwrap()),
+        hostname: None,
+        boot: BootConfig::default(),
+        ignore: false,
+    });
+    Core::new(settings, Vec::new())
+}
+
+const UUID: [u8; 16] = [
+    0x4c, 0x4c, 0x45, 0x44, 0x00, 0x42, 0x35, 0x10, 0x80, 0x52, 0xb3, 0xc0, 0x4f, 0x59, 0x52, 0x31,
+];
+
+fn duid_of_uuid(bytes: [u8; 16]) -> Vec<u8> {
+    [&[0u8, 4][..], &bytes].concat()
+}
+
+#[test]
+fn a_reservation_by_smbios_uuid_matches_a_duid_uuid_in_either_byte_order() {
+    let reserved: Ipv6Addr = "fd00:99::20".parse().unwrap();
+    let mut core = core_reserving(0, Some(UUID), None, "fd00:99::20");
+    // iPXE: RFC 4122 order.
+    let ipxe = Msg::new(MessageType::Solicit, &duid_of_uuid(UUID)).ia(1, &[]);
+    assert_eq!(address_of(&send(&mut core, &ipxe, t0())), reserved);
+    // EDK2: its EFI_GUID as it lies in memory, first three fields little-endian.
+    let mut guid = UUID;
+    guid[0..4].reverse();
+    guid[4..6].reverse();
+    guid[6..8].reverse();
+    let edk2 = Msg::new(MessageType::Solicit, &duid_of_uuid(guid))
+        .edk2_pxe()
+        .ia(1, &[]);
+    assert_eq!(address_of(&send(&mut core, &edk2, t0())), reserved);
+    // Another machine, from the same link-local source, does not get it.
+    let mut other = UUID;
+    other[15] ^= 0xff;
+    let stranger = Msg::new(MessageType::Solicit, &duid_of_uuid(other)).ia(1, &[]);
+    assert_ne!(address_of(&send(&mut core, &stranger, t0())), reserved);
+}
+
+#[test]
+fn a_reservation_by_duid_matches_that_duid_exactly() {
+    let reserved: Ipv6Addr = "fd00:99::21".parse().unwrap();
+    let llt = vec![0, 1, 0, 1, 0x2a, 0x2b, 0x2c, 0x2d, 2, 0, 0, 0, 0, 5];
+    let mut core = core_reserving(0, None, Some(llt.clone()), "fd00:99::21");
+    let owner = Msg::new(MessageType::Solicit, &llt).ia(1, &[]);
+    assert_eq!(address_of(&send(&mut core, &owner, t0())), reserved);
+    let mut near = llt.clone();
+    near[13] = 6;
+    let stranger = Msg::new(MessageType::Solicit, &near).ia(1, &[]);
+    assert_ne!(address_of(&send(&mut core, &stranger, t0())), reserved);
+}
+
+#[test]
+fn the_duid_names_a_machine_before_its_uuid_and_its_uuid_before_its_mac() {
+    let mut settings = settings();
+    let fixed = |index: usize,
+                 mac: Option<[u8; 6]>,
+                 uuid: Option<[u8; 16]>,
+                 duid: Option<Vec<u8>>| Reservation {
+        index,
+        mac: mac.map(MacAddr),
+        uuid: uuid.map(SystemUuid),
+        duid,
+        address: None,
+        hostname: None,
+        boot: BootConfig::default(),
+        ignore: false,
+    };
+    let duid = duid_of_uuid(UUID);
+    settings.reservations = vec![
+        fixed(0, Some(CLIENT_MAC), None, None),
+        fixed(1, None, Some(UUID), None),
+        fixed(2, None, None, Some(duid.clone())),
+    ];
+    let mac = Some(MacAddr(CLIENT_MAC));
+    assert_eq!(settings.reservation(&duid, mac).map(|r| r.index), Some(2));
+    settings.reservations.pop();
+    assert_eq!(settings.reservation(&duid, mac).map(|r| r.index), Some(1));
+    settings.reservations.pop();
+    assert_eq!(settings.reservation(&duid, mac).map(|r| r.index), Some(0));
+    assert_eq!(settings.reservation(&duid, None).map(|r| r.index), None);
+}
+
+#[test]
+fn our_own_probe_is_not_answered_and_a_contested_link_gets_preference_zero() {
+    let mut core = core();
+    let probe = coexist::probe_solicit([1, 2, 3]);
+    assert_eq!(decide_raw(&mut core, &probe), Err(Silence::OwnProbe));
+
+    let solicit = Msg::new(MessageType::Solicit, &duid_uuid(40)).ia(1, &[]);
+    let preference = |core: &mut Core| {
+        send(core, &solicit, t0())
+            .options
+            .get(code::PREFERENCE)
+            .map(<[u8]>::to_vec)
+    };
+    assert_eq!(preference(&mut core), Some(vec![255]));
+    assert!(core.set_contested(interface().index, true));
+    assert!(!core.set_contested(interface().index, true), "no change");
+    assert_eq!(preference(&mut core), Some(vec![0]));
+    // Another link is not affected.
+    assert!(!core.set_contested(interface().index + 1, false));
+    assert_eq!(preference(&mut core), Some(vec![0]));
+    assert!(core.set_contested(interface().index, false));
+    assert_eq!(preference(&mut core), Some(vec![255]));
+}
+
+#[test]
+fn the_probe_reads_another_servers_advertise_and_nothing_else() {
+    let probe = Message::parse(&coexist::probe_solicit([7, 8, 9])).unwrap();
+    assert_eq!(probe.message_type, MessageType::Solicit);
+    assert_eq!(probe.client_id(), Some(&coexist::PROBE_DUID[..]));
+    assert_eq!(probe.ia_nas().len(), 1);
+    assert!(
+        probe.options.get(code::RAPID_COMMIT).is_none(),
+        "no server may commit a lease to the probe"
+    );
+
+    let other_duid = vec![0, 1, 0, 1, 1, 2, 3, 4, 0x52, 0x54, 0, 0, 0, 1];
+    let advertise = |xid: [u8; 3], server: &[u8], preference: Option<u8>| {
+        let mut m = Message::new(MessageType::Advertise, xid);
+        m.options
+            .push(code::CLIENT_ID, coexist::PROBE_DUID.to_vec());
+        m.options.push(code::SERVER_ID, server.to_vec());
+        if let Some(p) = preference {
+            m.options.push(code::PREFERENCE, vec![p]);
+        }
+        m.options.push(
+            code::IA_NA,
+            IaNa {
+                iaid: coexist::PROBE_IAID,
+                t1: 0,
+                t2: 0,
+                addresses: vec![IaAddress {
+                    address: "fd00:99::77".parse().unwrap(),
+                    preferred: 100,
+                    valid: 200,
+                }],
+                status: None,
+            }
+            .emit(),
+        );
+        m.options
+            .push(code::BOOTFILE_URL, b"tftp://[fd00:99::2]/x.efi".to_vec());
+        m.emit()
+    };
+    let source: Ipv6Addr = "fe80::2".parse().unwrap();
+    let found = coexist::foreign_advertise(
+        &advertise([7, 8, 9], &other_duid, Some(10)),
+        source,
+        [7, 8, 9],
+        SERVER_DUID,
+    )
+    .expect("another server");
+    assert_eq!(found.duid, other_duid);
+    assert_eq!(found.preference, 10);
+    assert_eq!(found.offered, Some("fd00:99::77".parse().unwrap()));
+    assert_eq!(found.boot_url.as_deref(), Some("tftp://[fd00:99::2]/x.efi"));
+    // RFC 8415 18.2.9: no preference option is preference 0.
+    let plain = advertise([7, 8, 9], &other_duid, None);
+    assert_eq!(
+        coexist::foreign_advertise(&plain, source, [7, 8, 9], SERVER_DUID).map(|f| f.preference),
+        Some(0)
+    );
+    // Our own answer, another transaction, or not an ADVERTISE: not another server.
+    assert_eq!(
+        coexist::foreign_advertise(&plain, source, [7, 8, 9], &other_duid),
+        None
+    );
+    assert_eq!(
+        coexist::foreign_advertise(&plain, source, [7, 8, 0], SERVER_DUID),
+        None
+    );
+    assert_eq!(
+        coexist::foreign_advertise(
+            &coexist::probe_solicit([7, 8, 9]),
+            source,
+            [7, 8, 9],
+            SERVER_DUID
+        ),
+        None
+    );
 }

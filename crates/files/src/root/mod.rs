@@ -1,5 +1,6 @@
-//! The filesystem layer of the TFTP server: root confinement for reads and the safe upload
-//! path for writes.
+//! Root confinement for reads and the safe upload path for writes, below a directory fd
+//! opened once. Every protocol that serves files goes through here (through
+//! [`crate::BootTree`] for reads).
 //!
 //! # Reads
 //! A request name is validated and normalised first (see [`Root::open_read`]): UTF-8, no
@@ -43,10 +44,11 @@ use nix::sys::stat::{FileStat, Mode, SFlag};
 pub use kindling_config::OverwritePolicy;
 pub use upload::{CommitOutcome, Upload, WritePolicy};
 
-use name::Name;
+pub(crate) use name::Name;
 
-/// Why a request cannot be served. Each maps to a TFTP error code and a client-facing message
-/// that never names a server path.
+/// Why a request cannot be served. Each protocol maps it to its own answer (a TFTP error code,
+/// an HTTP status) with a client-facing message that never names a server path; the reason in
+/// `Forbidden` is for the log only.
 #[derive(Debug, thiserror::Error)]
 pub enum AccessError {
     /// The file does not exist (TFTP error 1).
@@ -70,28 +72,6 @@ impl AccessError {
     /// A refusal with a reason for the log.
     pub fn forbidden(reason: impl Into<String>) -> AccessError {
         AccessError::Forbidden(reason.into())
-    }
-
-    /// The TFTP error code (RFC 1350) for this error.
-    pub fn tftp_code(&self) -> u16 {
-        match self {
-            AccessError::NotFound => 1,
-            AccessError::Forbidden(_) => 2,
-            AccessError::NoSpace => 3,
-            AccessError::Exists => 6,
-            AccessError::Io(_) => 0,
-        }
-    }
-
-    /// The message sent to the client: short, and never a server path or reason.
-    pub fn client_message(&self) -> &'static str {
-        match self {
-            AccessError::NotFound => "File not found",
-            AccessError::Forbidden(_) => "Access violation",
-            AccessError::NoSpace => "Disk full or allocation exceeded",
-            AccessError::Exists => "File already exists",
-            AccessError::Io(_) => "I/O error",
-        }
     }
 
     /// Maps an error of an `open`/`stat`/`rename` below the root.
@@ -137,7 +117,7 @@ const MAX_SYMLINKS: usize = 40;
 /// Retries of `openat2` when the kernel answers EAGAIN (a rename raced a `..` step).
 const OPENAT2_RETRIES: usize = 8;
 
-/// The TFTP root, opened once; every request is resolved below this directory fd, so renaming
+/// The boot tree's root directory (`tftp.root`), opened once; every request is resolved below this directory fd, so renaming
 /// or replacing the configured path later does not move the root.
 #[derive(Debug)]
 pub struct Root {
@@ -213,13 +193,13 @@ fn file_type(st: &FileStat) -> SFlag {
 }
 
 /// Logs a refusal and returns it.
-fn refuse(op: &'static str, requested: &[u8], err: AccessError) -> AccessError {
+pub(crate) fn refuse(op: &'static str, requested: &[u8], err: AccessError) -> AccessError {
     match &err {
         AccessError::Forbidden(reason) => {
-            tracing::debug!(op, name = ?String::from_utf8_lossy(requested), reason = %reason, "TFTP request refused");
+            tracing::debug!(op, name = ?String::from_utf8_lossy(requested), reason = %reason, "file request refused");
         }
         other => {
-            tracing::debug!(op, name = ?String::from_utf8_lossy(requested), error = %other, "TFTP request failed");
+            tracing::debug!(op, name = ?String::from_utf8_lossy(requested), error = %other, "file request failed");
         }
     }
     err
@@ -363,7 +343,7 @@ fn probe_openat2(root: BorrowedFd<'_>, path: &Path) -> Result<Resolver, std::io:
         Err(Errno::ENOSYS | Errno::EPERM | Errno::EINVAL | Errno::E2BIG) => {
             tracing::info!(
                 root = %path.display(),
-                "openat2 unavailable; confining TFTP paths with a component-by-component walk"
+                "openat2 unavailable; confining boot tree paths with a component-by-component walk"
             );
             Ok(Resolver::Walk)
         }

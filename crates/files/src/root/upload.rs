@@ -33,7 +33,7 @@ use super::{AccessError, OverwritePolicy, Root, file_type, refuse, rename_norepl
 const FILE_MODE: u32 = 0o640;
 /// Mode of directories created for uploads.
 const DIR_MODE: u32 = 0o750;
-/// Data is written in chunks of this size rather than one `write` per TFTP block.
+/// Data is written in chunks of this size rather than one `write` per protocol block.
 const BUFFER: usize = 64 * 1024;
 /// `.YYYYMMDDTHHMMSSZ.NNN`: the longest suffix of a kept copy in versioned mode.
 const VERSION_SUFFIX_MAX: usize = 1 + 16 + 4;
@@ -231,13 +231,13 @@ impl Upload {
                 file = %outcome.relative,
                 bytes = self.written,
                 kept_previous_as = ?outcome.kept_previous_as,
-                "TFTP upload committed"
+                "upload committed"
             ),
             Err(AccessError::Forbidden(reason)) => {
-                tracing::debug!(file = %self.relative, reason = %reason, "TFTP upload refused at commit");
+                tracing::debug!(file = %self.relative, reason = %reason, "upload refused at commit");
             }
             Err(err) => {
-                tracing::debug!(file = %self.relative, error = %err, "TFTP upload failed at commit")
+                tracing::debug!(file = %self.relative, error = %err, "upload failed at commit")
             }
         }
         result

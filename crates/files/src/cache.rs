@@ -1,4 +1,4 @@
-//! Boot images shared between concurrent transfers.
+//! Hot files shared between concurrent transfers, whatever the protocol.
 //!
 //! A rack powering on fetches the same kernel a hundred times at once; each transfer must not
 //! read the file once per block. The first transfer of a file loads it into one shared buffer,
@@ -15,15 +15,15 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::OnceCell;
 
-use crate::fs::FileIdentity;
-use crate::proto::{BlockSource, lend_from};
+use crate::root::FileIdentity;
 
 /// How long an unused entry stays in memory.
 const IDLE_EVICTION: Duration = Duration::from_secs(60);
 
-/// A shared in-memory file, or a file read on demand.
+/// The bytes of a boot file: a shared in-memory copy, or a file read on demand. Cheap to clone;
+/// every reader of the same content shares one copy.
 #[derive(Debug, Clone)]
-pub(crate) enum Source {
+pub enum Contents {
     Memory(Arc<[u8]>),
     File(Arc<File>, u64),
     /// Read from the file until the shared copy is loaded, then from the copy: a transfer
@@ -35,32 +35,46 @@ pub(crate) enum Source {
     },
 }
 
-impl BlockSource for Source {
-    fn len(&self) -> u64 {
+impl Contents {
+    /// The length in bytes.
+    pub fn len(&self) -> u64 {
         match self {
-            Source::Memory(bytes) => bytes.len() as u64,
-            Source::File(_, len) | Source::Loading { len, .. } => *len,
+            Contents::Memory(bytes) => bytes.len() as u64,
+            Contents::File(_, len) | Contents::Loading { len, .. } => *len,
         }
     }
 
-    fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
+    /// Whether there are no bytes at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Fills `buf` from `offset` on; fewer bytes only at the end of the contents.
+    pub fn read_at(&self, offset: u64, buf: &mut [u8]) -> io::Result<usize> {
         match self {
-            Source::Loading { cell, file, len } => match cell.get() {
+            Contents::Loading { cell, file, len } => match cell.get() {
                 Some(bytes) => read_memory(bytes, offset, buf),
                 None => read_file(file, *len, offset, buf),
             },
-            Source::Memory(bytes) => read_memory(bytes, offset, buf),
-            Source::File(file, len) => read_file(file, *len, offset, buf),
+            Contents::Memory(bytes) => read_memory(bytes, offset, buf),
+            Contents::File(file, len) => read_file(file, *len, offset, buf),
         }
     }
 
-    fn lend(&self, offset: u64, len: usize) -> Option<&[u8]> {
+    /// `len` bytes at `offset` without a copy, when they are in memory.
+    pub fn lend(&self, offset: u64, len: usize) -> Option<&[u8]> {
         match self {
-            Source::Memory(bytes) => lend_from(bytes, offset, len),
-            Source::Loading { cell, .. } => lend_from(cell.get()?, offset, len),
-            Source::File(..) => None,
+            Contents::Memory(bytes) => lend_from(bytes, offset, len),
+            Contents::Loading { cell, .. } => lend_from(cell.get()?, offset, len),
+            Contents::File(..) => None,
         }
     }
+}
+
+/// `bytes[offset..offset + len]`, or `None` when that range is not all there.
+fn lend_from(bytes: &[u8], offset: u64, len: usize) -> Option<&[u8]> {
+    let start = usize::try_from(offset).ok()?;
+    bytes.get(start..start.checked_add(len)?)
 }
 
 fn read_memory(bytes: &[u8], offset: u64, buf: &mut [u8]) -> io::Result<usize> {
@@ -116,25 +130,25 @@ impl FileCache {
     /// background and streams from the file meanwhile, so that nobody waits for a whole image
     /// to be read before the first block leaves; transfers that start after the load share
     /// one copy.
-    pub(crate) fn source(
+    pub(crate) fn contents(
         &self,
         identity: FileIdentity,
         file: File,
         len: u64,
         now: Instant,
-    ) -> Source {
+    ) -> Contents {
         let file = Arc::new(file);
         let Some(cell) = self.reserve(identity, len, now) else {
-            return Source::File(file, len);
+            return Contents::File(file, len);
         };
         if let Some(bytes) = cell.get() {
-            return Source::Memory(Arc::clone(bytes));
+            return Contents::Memory(Arc::clone(bytes));
         }
         if !cell.initialized() && Arc::strong_count(&cell) <= 2 {
             // Only this call and the cache hold the cell: nobody is loading it yet.
             self.load_in_background(identity, Arc::clone(&cell), Arc::clone(&file), len);
         }
-        Source::Loading { cell, file, len }
+        Contents::Loading { cell, file, len }
     }
 
     fn load_in_background(
@@ -297,16 +311,16 @@ mod tests {
         let now = Instant::now();
         let open = || File::open(file.path()).unwrap();
         let identity = identity_of(&open());
-        let first = cache.source(identity, open(), 12, now);
+        let first = cache.contents(identity, open(), 12, now);
         assert!(
-            matches!(first, Source::Loading { .. }),
+            matches!(first, Contents::Loading { .. }),
             "nobody waits for the whole image"
         );
         loaded(&cache, identity).await;
-        let second = cache.source(identity, open(), 12, now);
-        let third = cache.source(identity, open(), 12, now);
+        let second = cache.contents(identity, open(), 12, now);
+        let third = cache.contents(identity, open(), 12, now);
         match (&second, &third) {
-            (Source::Memory(a), Source::Memory(b)) => assert!(Arc::ptr_eq(a, b)),
+            (Contents::Memory(a), Contents::Memory(b)) => assert!(Arc::ptr_eq(a, b)),
             other => panic!("expected shared memory sources, got {other:?}"),
         }
         let mut buf = [0u8; 6];
@@ -327,9 +341,9 @@ mod tests {
         let now = Instant::now();
         let open = || File::open(file.path()).unwrap();
         let identity = identity_of(&open());
-        let loading = cache.source(identity, open(), 12, now);
+        let loading = cache.contents(identity, open(), 12, now);
         loaded(&cache, identity).await;
-        let memory = cache.source(identity, open(), 12, now);
+        let memory = cache.contents(identity, open(), 12, now);
         assert_eq!(memory.lend(7, 5), Some(&b"image"[..]));
         assert_eq!(memory.lend(7, 6), None, "past the end");
         assert_eq!(
@@ -337,7 +351,7 @@ mod tests {
             Some(&b"kernel"[..]),
             "a transfer that started during the load borrows once it is done"
         );
-        let over_budget = FileCache::new(4).source(identity, open(), 12, now);
+        let over_budget = FileCache::new(4).contents(identity, open(), 12, now);
         assert_eq!(over_budget.lend(0, 6), None);
     }
 
@@ -347,8 +361,8 @@ mod tests {
         let cache = FileCache::new(10);
         let opened = File::open(file.path()).unwrap();
         let identity = identity_of(&opened);
-        let source = cache.source(identity, opened, 100, Instant::now());
-        assert!(matches!(source, Source::File(..)));
+        let source = cache.contents(identity, opened, 100, Instant::now());
+        assert!(matches!(source, Contents::File(..)));
         let mut buf = [0u8; 8];
         assert_eq!(source.read_at(96, &mut buf).unwrap(), 4);
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -362,19 +376,19 @@ mod tests {
         let cache = FileCache::new(100);
         let now = Instant::now();
         let id_a = identity_of(&File::open(a.path()).unwrap());
-        let _ = cache.source(id_a, File::open(a.path()).unwrap(), 60, now);
+        let _ = cache.contents(id_a, File::open(a.path()).unwrap(), 60, now);
         loaded(&cache, id_a).await;
-        let source_a = cache.source(id_a, File::open(a.path()).unwrap(), 60, now);
-        assert!(matches!(source_a, Source::Memory(..)));
+        let source_a = cache.contents(id_a, File::open(a.path()).unwrap(), 60, now);
+        assert!(matches!(source_a, Contents::Memory(..)));
         let id_b = identity_of(&File::open(b.path()).unwrap());
         // `a` is still being read, so `b` cannot evict it and is served from the file alone.
-        let source_b = cache.source(id_b, File::open(b.path()).unwrap(), 60, now);
-        assert!(matches!(source_b, Source::File(..)));
+        let source_b = cache.contents(id_b, File::open(b.path()).unwrap(), 60, now);
+        assert!(matches!(source_b, Contents::File(..)));
         drop(source_a);
-        let _ = cache.source(id_b, File::open(b.path()).unwrap(), 60, now);
+        let _ = cache.contents(id_b, File::open(b.path()).unwrap(), 60, now);
         loaded(&cache, id_b).await;
-        let source_b = cache.source(id_b, File::open(b.path()).unwrap(), 60, now);
-        assert!(matches!(source_b, Source::Memory(..)));
+        let source_b = cache.contents(id_b, File::open(b.path()).unwrap(), 60, now);
+        assert!(matches!(source_b, Contents::Memory(..)));
         assert_eq!(cache.resident_bytes(), 60);
         drop(source_b);
         cache.evict_idle(now + IDLE_EVICTION + Duration::from_secs(1));

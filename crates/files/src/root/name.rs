@@ -1,17 +1,17 @@
 //! Client-supplied file names: validation and normalisation, before anything touches the disk.
 
 /// Longest request name accepted, in bytes.
-pub(super) const MAX_NAME: usize = 1024;
+pub(crate) const MAX_NAME: usize = 1024;
 /// Longest path component accepted, in bytes (NAME_MAX on Linux).
-pub(super) const MAX_COMPONENT: usize = 255;
+pub(crate) const MAX_COMPONENT: usize = 255;
 /// Marks the hidden temporary files of uploads in flight; such names are never served or
 /// written by a client.
-pub(super) const TEMP_MARKER: &str = ".kindling-tmp-";
+pub(crate) const TEMP_MARKER: &str = ".kindling-tmp-";
 
 /// A request name split into its components: valid UTF-8, no control characters, no `..`,
 /// no empty or `.` components, at least one component.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(super) struct Name {
+pub(crate) struct Name {
     components: Vec<String>,
 }
 
@@ -24,7 +24,7 @@ impl Name {
     /// - leading `/` mean the root, empty and `.` components are skipped;
     /// - any `..` component is refused outright, never resolved lexically;
     /// - names over [`MAX_NAME`] bytes or with a component over [`MAX_COMPONENT`] are refused.
-    pub(super) fn parse(raw: &[u8]) -> Result<Name, &'static str> {
+    pub(crate) fn parse(raw: &[u8]) -> Result<Name, &'static str> {
         if raw.len() > MAX_NAME {
             return Err("name too long");
         }
@@ -52,7 +52,7 @@ impl Name {
 
     /// Normalises a configured directory (relative to the root; a leading `/` also means the
     /// root). An empty result means the root itself.
-    pub(super) fn parse_dir(raw: &[u8]) -> Result<Vec<String>, &'static str> {
+    pub(crate) fn parse_dir(raw: &[u8]) -> Result<Vec<String>, &'static str> {
         match Name::parse(raw) {
             Ok(name) => Ok(name.components),
             Err("empty name") => Ok(Vec::new()),
@@ -61,34 +61,34 @@ impl Name {
     }
 
     /// A name from components that are already normalised (from [`Name::parse_dir`]).
-    pub(super) fn from_components(components: Vec<String>) -> Name {
+    pub(crate) fn from_components(components: Vec<String>) -> Name {
         Name { components }
     }
 
-    pub(super) fn components(&self) -> &[String] {
+    pub(crate) fn components(&self) -> &[String] {
         &self.components
     }
 
     /// The last component (the file name).
-    pub(super) fn file_name(&self) -> &str {
+    pub(crate) fn file_name(&self) -> &str {
         self.components.last().map_or("", String::as_str)
     }
 
     /// All components but the last.
-    pub(super) fn parent(&self) -> &[String] {
+    pub(crate) fn parent(&self) -> &[String] {
         let n = self.components.len().saturating_sub(1);
         &self.components[..n]
     }
 
     /// The normalised name, components joined with `/`, for logs and as the path handed to
     /// the kernel below the root.
-    pub(super) fn relative(&self) -> String {
+    pub(crate) fn relative(&self) -> String {
         self.components.join("/")
     }
 }
 
 /// Whether a component is (or imitates) one of our hidden temporary upload files.
-pub(super) fn is_temp_name(component: &str) -> bool {
+pub(crate) fn is_temp_name(component: &str) -> bool {
     component.starts_with('.') && component.contains(TEMP_MARKER)
 }
 
