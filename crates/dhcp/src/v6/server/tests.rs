@@ -941,6 +941,8 @@ fn captured_ovmf_and_ipxe_messages_get_what_they_boot_with() {
         }
         other => panic!("iPXE's REQUEST is not committed: {other:?}"),
     }
+}
+
 /// A reservation that names its machine by `uuid` and `duid` only, with a fixed address.
 fn core_reserving(
     index: usize,
