@@ -294,7 +294,7 @@ def start_server(name: str, lab: BootLab, kindling: Path, work: Path, root: Path
     if v6:
         needles += ["dhcpv6 listening", "advertising as the DHCPv6 segment's router"]
     elif name != "kindling-quiet-ra-off":
-        needles.append("quiet router advertisements on")
+        needles.append("router advertisements on interfaces=[\"eth0\"] quiet=true")
     try:
         server.wait_for(needles, 30)
     except BaseException:
