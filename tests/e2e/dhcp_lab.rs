@@ -370,6 +370,48 @@ impl Lab {
         name.to_string()
     }
 
+    /// Adds a tap like [`Lab::add_tap`] whose IPv4 and ARP frames are dropped as they enter the
+    /// bridge (an nftables `netdev` table with an ingress hook on the tap, in the bridge
+    /// namespace), so that a VM on it can reach nothing but IPv6: its DHCPv4 requests never
+    /// reach a server. [`Lab::ipv4_frames_dropped`] counts what the filter dropped.
+    pub(crate) fn add_ipv6_only_tap(&self, name: &str) -> String {
+        require("nft");
+        let tap = self.add_tap(name);
+        let rules = format!(
+            "table netdev {table} {{\n  chain ingress {{\n    type filter hook ingress device \"{tap}\" priority 0;\n    ether type {{ ip, arp }} counter drop\n  }}\n}}\n",
+            table = ipv6_only_table(&tap)
+        );
+        let rules_file = tempfile::NamedTempFile::new().unwrap();
+        std::fs::write(rules_file.path(), rules).unwrap();
+        let output = run(
+            self.bridge.command("nft").arg("-f").arg(rules_file.path()),
+            Duration::from_secs(20),
+        );
+        assert!(
+            output.status.success(),
+            "nft could not install the IPv4 filter on {tap}: {output:?}"
+        );
+        tap
+    }
+
+    /// How many IPv4 and ARP frames the filter of [`Lab::add_ipv6_only_tap`] dropped on `tap`.
+    pub(crate) fn ipv4_frames_dropped(&self, tap: &str) -> u64 {
+        let output = run(
+            self.bridge
+                .command("nft")
+                .args(["list", "table", "netdev", &ipv6_only_table(tap)]),
+            Duration::from_secs(20),
+        );
+        assert!(output.status.success(), "nft list: {output:?}");
+        // "ether type { ip, arp } counter packets 12 bytes 4104 drop"
+        let text = String::from_utf8_lossy(&output.stdout);
+        text.split_whitespace()
+            .skip_while(|word| *word != "packets")
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or_else(|| panic!("no counter in the IPv4 filter:\n{text}"))
+    }
+
     /// Starts a router-advertisement beacon on the bridge: RAs with no prefix, no M or O flag
     /// and a router lifetime of 0 (so no host gains an address or a route), sent every second
     /// and at once in answer to a router solicitation.
@@ -415,6 +457,11 @@ while True:
     if readable and s.recv(1500)[:1] == b"\x85":
         s.sendto(ra, ("ff02::1", 0, 0, index))
 "#;
+
+/// The nftables table that keeps IPv4 off `tap`.
+fn ipv6_only_table(tap: &str) -> String {
+    format!("kindling_v6only_{}", tap.replace('-', "_"))
+}
 
 /// A locally administered MAC made from an IPv4 address: 02:00 and the four octets.
 fn derived_mac(address: Ipv4Addr) -> String {
@@ -939,9 +986,17 @@ pub(crate) const BOOT_DEADLINE: Duration = Duration::from_secs(60);
 /// The iPXE option ROM for QEMU's e1000 under SeaBIOS (package ipxe-qemu).
 pub(crate) const IPXE_E1000_ROM: &str = "/usr/lib/ipxe/qemu/pxe-e1000.rom";
 
+/// UEFI firmware for QEMU (package ovmf): the code, and the variables each VM gets a copy of.
+const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+
+/// iPXE for x86-64 UEFI (package ipxe): what OVMF's PXE client is handed to chainload.
+#[allow(dead_code, reason = "API for the Kindling boot tests")]
+pub(crate) const IPXE_EFI: &str = "/usr/lib/ipxe/ipxe.efi";
+
 /// What [`write_marker_script`] makes iPXE print, one `kindling-info NAME=VALUE` line each
-/// (read back with [`Qemu::ipxe_info`]).
-const IPXE_INFO: [&str; 12] = [
+/// (read back with [`Qemu::ipxe_info`]); `net0/ip6` is the IPv6 address DHCPv6 gave.
+const IPXE_INFO: [&str; 13] = [
     "ip",
     "netmask",
     "gateway",
@@ -954,6 +1009,7 @@ const IPXE_INFO: [&str; 12] = [
     "platform",
     "buildarch",
     "mac",
+    "net0/ip6",
 ];
 
 /// Writes an iPXE script to `path` (such as `fixture.root().join("boot.ipxe")`) and returns
@@ -1016,6 +1072,40 @@ impl Qemu {
             "-boot".to_string(),
             "n".to_string(),
         ];
+        Qemu::launch(lab, tap, dir, &machine)
+    }
+
+    /// Boots a UEFI machine from the network with UEFI's own PXE client, as real UEFI servers
+    /// do: OVMF (`-machine q35`, code read-only and a private copy of the variables) and a
+    /// virtio NIC without an option ROM, on tap `tap` with MAC `mac`. OVMF writes its console
+    /// to the serial port by itself. `ipv4_pxe: false` turns OVMF's IPv4 PXE off (fw_cfg
+    /// `opt/org.tianocore/IPv4PXESupport`), so that it goes straight to PXE over IPv6 instead
+    /// of waiting for DHCPv4 first.
+    #[allow(dead_code, reason = "API for the Kindling boot tests")]
+    pub(crate) fn boot_ovmf_pxe(lab: &Lab, tap: &str, mac: &str, ipv4_pxe: bool) -> Qemu {
+        for file in [OVMF_CODE, OVMF_VARS] {
+            assert!(
+                Path::new(file).is_file(),
+                "{file} is missing: install the ovmf package"
+            );
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let vars = dir.path().join("OVMF_VARS.fd");
+        std::fs::copy(OVMF_VARS, &vars).unwrap();
+        let mut machine = vec![
+            "-machine".to_string(),
+            "q35".to_string(),
+            "-drive".to_string(),
+            format!("if=pflash,format=raw,readonly=on,file={OVMF_CODE}"),
+            "-drive".to_string(),
+            format!("if=pflash,format=raw,file={}", vars.display()),
+            "-device".to_string(),
+            format!("virtio-net-pci,netdev=n0,mac={mac},romfile="),
+        ];
+        if !ipv4_pxe {
+            machine.push("-fw_cfg".to_string());
+            machine.push("name=opt/org.tianocore/IPv4PXESupport,string=n".to_string());
+        }
         Qemu::launch(lab, tap, dir, &machine)
     }
 
@@ -1090,7 +1180,8 @@ impl Qemu {
 
     /// The settings iPXE printed through the marker script: `ip`, `netmask`, `gateway`, `dns`,
     /// `domain`, `hostname`, `dhcp-server`, `next-server`, `filename`, `platform` (`pcbios`
-    /// or `efi`), `buildarch` and `mac`; a setting iPXE does not have is an empty string.
+    /// or `efi`), `buildarch`, `mac` and `net0/ip6`; a setting iPXE does not have is an empty
+    /// string.
     pub(crate) fn ipxe_info(&self) -> BTreeMap<String, String> {
         self.serial_log()
             .lines()

@@ -10,6 +10,7 @@
     reason = "tests fail loudly on setup errors"
 )]
 
+mod boot_v6;
 mod cli;
 mod daemon;
 mod dhcp_lab;

@@ -27,7 +27,13 @@ pub struct NetInterface {
     pub ipv6_link_local: Option<Ipv6Addr>,
     /// Its hardware address, when it has an Ethernet-style one.
     pub mac: Option<[u8; 6]>,
-    /// Its global and unique-local IPv6 addresses with their prefixes (no link-local ones).
+    /// Its global and unique-local IPv6 addresses with their prefixes (no link-local ones), the
+    /// most dependable first: configured (permanent) addresses, then those with a lifetime
+    /// (SLAAC, DHCPv6), then privacy (temporary) addresses, then deprecated ones, then those
+    /// still in or failed at duplicate address detection; in the kernel's order within each
+    /// kind. The kernel itself lists the newest first, so without this a SLAAC address picked
+    /// up from some router's advertisement would come before the address the operator
+    /// configured. Where the flags cannot be read (no /proc/net/if_inet6), the kernel's order.
     pub ipv6: Vec<Ipv6Net>,
 }
 
@@ -82,6 +88,60 @@ impl InterfaceTable {
     }
 }
 
+/// Address flags from linux/if_addr.h, as /proc/net/if_inet6 prints them (the low 8 bits).
+const IFA_F_TEMPORARY: u8 = 0x01;
+const IFA_F_DADFAILED: u8 = 0x08;
+const IFA_F_DEPRECATED: u8 = 0x20;
+const IFA_F_TENTATIVE: u8 = 0x40;
+const IFA_F_PERMANENT: u8 = 0x80;
+
+/// How far an IPv6 address with these flags can be counted on: 0 is best. See
+/// [`NetInterface::ipv6`].
+fn unreliability(flags: u8) -> u8 {
+    if flags & (IFA_F_TENTATIVE | IFA_F_DADFAILED) != 0 {
+        4
+    } else if flags & IFA_F_DEPRECATED != 0 {
+        3
+    } else if flags & IFA_F_TEMPORARY != 0 {
+        2
+    } else if flags & IFA_F_PERMANENT == 0 {
+        1
+    } else {
+        0
+    }
+}
+
+/// The flags of every IPv6 address in the text of /proc/net/if_inet6, by interface index and
+/// address. Lines it cannot read are skipped.
+fn parse_if_inet6(text: &str) -> HashMap<(u32, Ipv6Addr), u8> {
+    text.lines()
+        .filter_map(|line| {
+            // "fd000099000000000000000000000001 02 40 00 80     eth0"
+            let mut fields = line.split_whitespace();
+            let address = u128::from_str_radix(fields.next()?, 16).ok()?;
+            let index = u32::from_str_radix(fields.next()?, 16).ok()?;
+            let _prefix = fields.next()?;
+            let _scope = fields.next()?;
+            let flags = u8::from_str_radix(fields.next()?, 16).ok()?;
+            Some(((index, Ipv6Addr::from(address)), flags))
+        })
+        .collect()
+}
+
+/// Orders `addresses` of interface `index` most dependable first (a stable sort: the kernel's
+/// order stays within each kind); addresses without flags count as configured ones.
+fn order_by_reliability(
+    index: u32,
+    addresses: &mut [Ipv6Net],
+    flags: &HashMap<(u32, Ipv6Addr), u8>,
+) {
+    addresses.sort_by_key(|net| {
+        flags
+            .get(&(index, net.addr()))
+            .map_or(0, |f| unreliability(*f))
+    });
+}
+
 fn read_interfaces() -> nix::Result<HashMap<u32, NetInterface>> {
     let mut by_index: HashMap<u32, NetInterface> = HashMap::new();
     for address in getifaddrs()? {
@@ -134,6 +194,12 @@ fn read_interfaces() -> nix::Result<HashMap<u32, NetInterface>> {
             entry.mac = Some(mac);
         }
     }
+    if let Ok(text) = std::fs::read_to_string("/proc/net/if_inet6") {
+        let flags = parse_if_inet6(&text);
+        for entry in by_index.values_mut() {
+            order_by_reliability(entry.index, &mut entry.ipv6, &flags);
+        }
+    }
     Ok(by_index)
 }
 
@@ -159,6 +225,54 @@ mod tests {
         assert_eq!(lo.mac, None);
         // ::1 is not link-local.
         assert_eq!(lo.ipv6_link_local, None);
+    }
+
+    /// What the boot lab showed: the server's configured ULA (permanent) listed after a SLAAC
+    /// address another router's RA gave it, because the kernel lists the newest first.
+    #[test]
+    fn configured_addresses_come_before_slaac_privacy_deprecated_and_tentative_ones() {
+        let text = "\
+fd0000990000000000000afffe635001 02 40 00 00     eth0
+fd000099000000000000000000000005 02 40 00 40     eth0
+fd000099000000000000000000000004 02 40 00 20     eth0
+fd000099000000000000000000000003 02 40 00 01     eth0
+fd000099000000000000000000000001 02 40 00 82     eth0
+fd000099000000000000000000000002 02 40 00 80     eth0
+20010db8000000000000000000000001 03 40 00 80     eth1
+not a line
+00000000000000000000000000000001 01 80 10 80       lo
+";
+        let flags = parse_if_inet6(text);
+        assert_eq!(flags.len(), 8);
+        let net = |a: &str| Ipv6Net::new(a.parse().unwrap(), 64).unwrap();
+        let mut addresses = vec![
+            net("fd00:99::aff:fe63:5001"),
+            net("fd00:99::5"),
+            net("fd00:99::4"),
+            net("fd00:99::3"),
+            net("fd00:99::1"),
+            net("fd00:99::2"),
+            net("fd00:99::99"),
+        ];
+        order_by_reliability(2, &mut addresses, &flags);
+        let order: Vec<String> = addresses.iter().map(|n| n.addr().to_string()).collect();
+        assert_eq!(
+            order,
+            [
+                // Configured (permanent, with or without nodad) and unknown ones, in the
+                // kernel's order; then SLAAC, privacy, deprecated, tentative.
+                "fd00:99::1",
+                "fd00:99::2",
+                "fd00:99::99",
+                "fd00:99::aff:fe63:5001",
+                "fd00:99::3",
+                "fd00:99::4",
+                "fd00:99::5",
+            ]
+        );
+        // The flags belong to an interface: eth1's address does not rank eth0's.
+        assert_eq!(flags.get(&(3, "2001:db8::1".parse().unwrap())), Some(&0x80));
+        assert_eq!(flags.get(&(2, "2001:db8::1".parse().unwrap())), None);
     }
 
     #[test]

@@ -31,7 +31,8 @@
 //!   choose the file as options 93, 60 and 77 do on v4; a client that asks for option 59 with
 //!   neither gets iPXE's script when it is iPXE, else `boot.uefi_x64`. The URL in option 59 is
 //!   `tftp://[address]/path` with this box's address inside the client's subnet, never a
-//!   link-local or multicast one. It goes into ADVERTISE (EDK2 reads it there) and REPLY (iPXE
+//!   link-local or multicast one: the first of [`Interface::addresses`] there, which the shell
+//!   lists most dependable first (a configured address before one from SLAAC). It goes into ADVERTISE (EDK2 reads it there) and REPLY (iPXE
 //!   reads only the REPLY). Option 16 is never echoed to PXE clients: EDK2 takes an offer with
 //!   `PXEClient` as a boot-server offer and fails without a port 4011 answer. Option 60 is never
 //!   sent: EDK2 PXE reads it as a file size.
@@ -251,7 +252,9 @@ impl Settings {
 pub struct Interface {
     pub index: u32,
     pub name: String,
-    /// Its global and unique-local addresses with their prefixes (link-local ones left out).
+    /// Its global and unique-local addresses with their prefixes (link-local ones left out),
+    /// most dependable first (see `kindling_udp::netif::NetInterface::ipv6`): option 59 and
+    /// option 23 name the first one inside the client's subnet.
     pub addresses: Vec<Ipv6Net>,
 }
 

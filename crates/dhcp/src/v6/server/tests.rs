@@ -817,6 +817,132 @@ fn two_ias_of_one_message_never_share_an_address() {
     assert_eq!(reply.ia_nas()[1].addresses.len(), 0);
 }
 
+/// Client messages captured on the QEMU boot lab (bench/boot.py, IPv4 dropped at the VM's
+/// tap): what OVMF and iPXE really send, byte for byte. All from MAC 52:54:00:99:80:10
+/// (link-local fe80::5054:ff:fe99:8010); the REQUEST and RELEASE name the server DUID of the
+/// Kindling that answered them.
+mod captured {
+    /// That Kindling's DUID (a DUID-UUID).
+    pub(super) const SERVER_DUID: &str = "00042686374574c275d56c545975990db31a";
+    /// OVMF's IPv6 stack configuring itself after an RA with M: DUID-LLT, IA_NA, an option
+    /// request for 23 only, no architecture, no vendor class.
+    pub(super) const OVMF_IP6_SOLICIT: &str = "011e5a700001000e0001000131eed23d5254009980100008000200000003000cfd1d7ed6ffffffffffffffff000600020017";
+    /// OVMF's PXE client: the same DUID-LLT, another IA, ORO 59 60 23 16, NII, arch 7, vendor
+    /// class 343 `PXEClient:Arch:00007:UNDI:003000`.
+    pub(super) const OVMF_PXE_SOLICIT: &str = "011c5a700001000e0001000131eed23d5254009980100008000200000003000cfb36fcdaffffffffffffffff00060008003b003c00170010003e0003010300003d0002000700100026000001570020505845436c69656e743a417263683a30303030373a554e44493a303033303030";
+    /// Its REQUEST for fd00:99::169, which that Kindling had advertised.
+    pub(super) const OVMF_PXE_REQUEST: &str = "031d5a700001000e0001000131eed23d5254009980100008000200000002001200042686374574c275d56c545975990db31a00030028fb36fcda000054600000870000050018fd0000990000000000000000000001690000a8c00000a8c000060008003b003c00170010003e0003010300003d0002000700100026000001570020505845436c69656e743a417263683a30303030373a554e44493a303033303030";
+    /// Its RELEASE of fd00:99::169 before it starts the downloaded ipxe.efi.
+    pub(super) const OVMF_PXE_RELEASE: &str = "08215a700001000e0001000131eed23d5254009980100002001200042686374574c275d56c545975990db31a00080002000000030028fb36fcdaffffffffffffffff00050018fd0000990000000000000000000001690000a8c00000a8c0";
+    /// Debian's ipxe.efi started by OVMF: DUID-UUID of zeros (QEMU has no SMBIOS UUID), ORO 23
+    /// 24 59 60, vendor class `PXEClient:Arch:00007:UNDI:003010`, arch 7, user class `iPXE`.
+    pub(super) const IPXE_EFI_SOLICIT: &str = "0159f137000100120004000000000000000000000000000000000003000c5823cba700000000000000000006000800170018003b003c00100026000001570020505845436c69656e743a417263683a30303030373a554e44493a303033303130003d00020007003e000301030a000f0006000469505845000800020000";
+    /// Its REQUEST for fd00:99::1ba, which that Kindling had advertised.
+    pub(super) const IPXE_EFI_REQUEST: &str = "0359f137000100120004000000000000000000000000000000000002001200042686374574c275d56c545975990db31a000300285823cba7000000000000000000050018fd0000990000000000000000000001ba00000000000000000006000800170018003b003c00100026000001570020505845436c69656e743a417263683a30303030373a554e44493a303033303130003d00020007003e000301030a000f0006000469505845000800020000";
+    /// The iPXE NIC ROM under SeaBIOS: the same, with arch 0.
+    pub(super) const IPXE_ROM_SOLICIT: &str = "01754955000100120004000000000000000000000000000000000003000c5823cba700000000000000000006000800170018003b003c00100026000001570020505845436c69656e743a417263683a30303030303a554e44493a303032303031003d00020000003e0003010201000f0006000469505845000800020000";
+}
+
+/// The real messages of an IPv6-only QEMU boot, replayed through the core: OVMF's own DHCPv6
+/// gets an address and no boot file; its PXE client gets `ipxe.efi` on the ULA in the
+/// ADVERTISE with preference 255 (so it requests at once) and in the REPLY, never option 16
+/// or 60; its REQUEST is committed under the MAC of its DUID-LLT and its RELEASE frees the
+/// address; iPXE, EFI and ROM, gets `boot.ipxe` and is known by the MAC in its link-local
+/// address although its DUID carries none.
+#[test]
+fn captured_ovmf_and_ipxe_messages_get_what_they_boot_with() {
+    let mut settings = settings();
+    settings.server_duid = parse_hex(captured::SERVER_DUID).unwrap();
+    let mut core = Core::new(settings, Vec::new());
+    let mac = [0x52, 0x54, 0, 0x99, 0x80, 0x10];
+    let source = SocketAddrV6::new(link_local(mac), CLIENT_PORT, 0, 7);
+    let decide = |core: &mut Core, hex: &str| {
+        decide_from(core, &parse_hex(hex).unwrap(), source, t0()).expect("a reply")
+    };
+    let url = |m: &Message| {
+        m.options
+            .get(code::BOOTFILE_URL)
+            .map(|u| String::from_utf8_lossy(u).into_owned())
+    };
+    let no_traps = |m: &Message| {
+        assert!(
+            !m.has(code::VENDOR_CLASS),
+            "option 16 sends EDK2 to port 4011"
+        );
+        assert!(
+            !m.has(code::BOOTFILE_PARAM),
+            "EDK2 reads option 60 as a file size"
+        );
+    };
+
+    let (advertise, to) = reply_of(decide(&mut core, captured::OVMF_IP6_SOLICIT));
+    assert_eq!(advertise.message_type, MessageType::Advertise);
+    assert_eq!(to.to, source, "back to the client's link-local address");
+    assert!(!advertise.ia_nas()[0].addresses.is_empty());
+    assert_eq!(url(&advertise), None, "not a netboot client");
+
+    let (advertise, _) = reply_of(decide(&mut core, captured::OVMF_PXE_SOLICIT));
+    assert_eq!(
+        url(&advertise).as_deref(),
+        Some("tftp://[fd00:99::1]/ipxe.efi")
+    );
+    assert_eq!(advertise.options.get(code::PREFERENCE), Some(&[255u8][..]));
+    no_traps(&advertise);
+
+    let asked: Ipv6Addr = "fd00:99::169".parse().unwrap();
+    match decide(&mut core, captured::OVMF_PXE_REQUEST) {
+        Action::Commit { records, then, .. } => {
+            assert_eq!(records.len(), 1);
+            assert_eq!(records[0].address, asked);
+            assert_eq!(records[0].mac, Some(MacAddr(mac)), "from the DUID-LLT");
+            let reply = Message::parse(&then.bytes).unwrap();
+            assert_eq!(reply.message_type, MessageType::Reply);
+            assert_eq!(address_of(&reply), asked);
+            assert_eq!(url(&reply).as_deref(), Some("tftp://[fd00:99::1]/ipxe.efi"));
+            no_traps(&reply);
+        }
+        other => panic!("the REQUEST is not committed: {other:?}"),
+    }
+    match decide(&mut core, captured::OVMF_PXE_RELEASE) {
+        Action::Commit { records, .. } => {
+            assert_eq!(records[0].address, asked);
+            assert_eq!(records[0].state, LeaseState::Released);
+        }
+        other => panic!("the RELEASE is not committed: {other:?}"),
+    }
+
+    for solicit in [captured::IPXE_EFI_SOLICIT, captured::IPXE_ROM_SOLICIT] {
+        let (advertise, _) = reply_of(decide(&mut core, solicit));
+        assert_eq!(
+            url(&advertise).as_deref(),
+            Some("tftp://[fd00:99::1]/boot.ipxe"),
+            "iPXE's user class wins over its architecture"
+        );
+        assert!(!advertise.ia_nas()[0].addresses.is_empty());
+        no_traps(&advertise);
+    }
+    match decide(&mut core, captured::IPXE_EFI_REQUEST) {
+        Action::Commit { records, then, .. } => {
+            assert_eq!(
+                records[0].address,
+                "fd00:99::1ba".parse::<Ipv6Addr>().unwrap()
+            );
+            assert_eq!(
+                records[0].mac,
+                Some(MacAddr(mac)),
+                "from the EUI-64 link-local address: the DUID has no MAC"
+            );
+            let reply = Message::parse(&then.bytes).unwrap();
+            assert_eq!(
+                url(&reply).as_deref(),
+                Some("tftp://[fd00:99::1]/boot.ipxe"),
+                "iPXE reads options only from the REPLY"
+            );
+        }
+        other => panic!("iPXE's REQUEST is not committed: {other:?}"),
+    }
+}
+
 /// A reservation that names its machine by `uuid` and `duid` only, with a fixed address.
 fn core_reserving(
     index: usize,
