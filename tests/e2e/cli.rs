@@ -314,6 +314,47 @@ fn explain_shows_the_profile_and_the_rendered_script() {
     assert!(!rom.contains("profile:"), "{rom}");
 }
 
+/// UEFI HTTP boot (arch 16): with the boot tree served over HTTP, a path becomes a URL on
+/// this box (option 60 HTTPClient echoed on v4, option 16 on v6); `boot.uefi_x64_http` wins
+/// over `boot.uefi_x64`; without HTTP a path cannot be handed to an HTTP boot client.
+#[test]
+fn explain_an_http_boot_client_gets_a_url_on_this_box() {
+    let scratch = Scratch::new(&["ipxe.efi", "shim.efi"], SERVER_DHCP6);
+    let original = std::fs::read_to_string(scratch.config()).unwrap();
+    let with_http = |extra: &str| {
+        let config = original.replacen(
+            "boot:\n",
+            &format!("http:\n  listen: [\"0.0.0.0:8080\", \"[::]:8081\"]\nboot:\n{extra}"),
+            1,
+        );
+        std::fs::write(scratch.config(), config).unwrap();
+    };
+    let none = text(&scratch.run("explain", &["--mac", "52:54:00:12:34:56", "--arch", "16"]));
+    assert!(none.contains("this box serves no HTTP"), "{none}");
+
+    with_http("");
+    let v4 = text(&scratch.run("explain", &["--mac", "52:54:00:12:34:56", "--arch", "16"]));
+    assert!(v4.contains("HTTPClient"), "{v4}");
+    assert!(v4.contains("http://10.99.0.1:8080/ipxe.efi"), "{v4}");
+    let v6 = text(&scratch.run(
+        "explain",
+        &["--mac", "52:54:00:12:34:56", "--arch", "16", "--v6"],
+    ));
+    assert!(
+        v6.contains("59 boot file URL http://[fd00:99::1]:8081/ipxe.efi"),
+        "{v6}"
+    );
+    assert!(v6.contains("HTTPClient"), "{v6}");
+
+    with_http("  uefi_x64_http: shim.efi\n");
+    let v4 = text(&scratch.run("explain", &["--mac", "52:54:00:12:34:56", "--arch", "16"]));
+    assert!(v4.contains("http://10.99.0.1:8080/shim.efi"), "{v4}");
+    assert!(v4.contains("boot.uefi_x64_http"), "{v4}");
+    // A PXE client of the same architecture keeps its TFTP file.
+    let pxe = text(&scratch.run("explain", &["--mac", "52:54:00:12:34:56", "--arch", "7"]));
+    assert!(pxe.contains("67 (boot file name): \"ipxe.efi\""), "{pxe}");
+}
+
 #[test]
 fn explain_a_bios_pxe_client_gets_undionly_and_option_43() {
     let scratch = Scratch::new(&["undionly.kpxe"], SERVER_DHCP);

@@ -127,7 +127,7 @@ fn an_install_once_profile_switches_to_local_boot_and_stays_switched_across_kill
     run_dhclient(&worker, &DhclientOptions::default());
 
     let install = format!(
-        "#!ipxe\necho installing, then fetch tftp://{}/kindling/installed\n",
+        "#!ipxe\necho installing, then fetch http://{}:8080/kindling/installed\n",
         lab.ip(1)
     );
     assert_eq!(fetch_script(&lab, &worker), install, "{}", daemon.log());
@@ -136,7 +136,15 @@ fn an_install_once_profile_switches_to_local_boot_and_stays_switched_across_kill
         install,
         "no switch before the report"
     );
-    assert_eq!(fetch(&lab, &worker, "kindling/installed"), "installed\n");
+    // The installer reports over HTTP (done_url), as a late command would.
+    let report = run(
+        worker
+            .command("curl")
+            .args(["-s", "--max-time", "10"])
+            .arg(format!("http://{}:8080/kindling/installed", lab.ip(1))),
+        Duration::from_secs(20),
+    );
+    assert_eq!(String::from_utf8_lossy(&report.stdout), "installed\n");
     let local = "#!ipxe\necho node10 boots from disk\nsanboot --no-describe --drive 0x80\n";
     assert_eq!(fetch_script(&lab, &worker), local, "{}", daemon.log());
 
@@ -177,15 +185,4 @@ fn an_install_once_profile_switches_to_local_boot_and_stays_switched_across_kill
         install,
         "reset: it installs again"
     );
-}
-
-/// Any name fetched over TFTP from inside `host`'s namespace.
-fn fetch(lab: &Lab, host: &LabHost, name: &str) -> String {
-    let output = run(
-        host.command("curl")
-            .args(["-s", "--max-time", "10"])
-            .arg(format!("tftp://{}/{name}", lab.ip(1))),
-        Duration::from_secs(20),
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
 }

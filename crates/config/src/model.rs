@@ -181,6 +181,11 @@ pub struct BootConfig {
     pub uefi_x64: Option<String>,
     pub uefi_arm64: Option<String>,
     pub ipxe: Option<String>,
+    /// What UEFI HTTP boot clients (arch 16) load: a path in the tree, handed out as a URL on
+    /// this box's HTTP service, or a URL. Unset: `uefi_x64`.
+    pub uefi_x64_http: Option<String>,
+    /// The same for ARM64 UEFI HTTP boot (arch 19). Unset: `uefi_arm64`.
+    pub uefi_arm64_http: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

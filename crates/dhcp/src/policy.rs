@@ -302,6 +302,9 @@ pub struct BootRequest {
     pub uuid: Option<Vec<u8>>,
     /// How the reply reaches the client.
     pub mode: Mode,
+    /// The port of this box's HTTP service, when it serves the boot tree: an HTTP boot client
+    /// whose boot key is a path gets a URL on it.
+    pub http_port: Option<u16>,
 }
 
 /// What in option 77 or 175 marks iPXE.
@@ -389,6 +392,7 @@ impl BootRequest {
                 .map(|vc| String::from_utf8_lossy(vc).into_owned()),
             uuid: facts.uuid.map(<[u8]>::to_vec),
             mode,
+            http_port: None,
         }
     }
 
@@ -446,6 +450,10 @@ pub enum BootKey {
     UefiArm64,
     /// `boot.ipxe`.
     Ipxe,
+    /// `boot.uefi_x64_http`.
+    UefiX64Http,
+    /// `boot.uefi_arm64_http`.
+    UefiArm64Http,
 }
 
 impl BootKey {
@@ -456,6 +464,8 @@ impl BootKey {
             BootKey::UefiX64 => boot.uefi_x64.as_deref(),
             BootKey::UefiArm64 => boot.uefi_arm64.as_deref(),
             BootKey::Ipxe => boot.ipxe.as_deref(),
+            BootKey::UefiX64Http => boot.uefi_x64_http.as_deref(),
+            BootKey::UefiArm64Http => boot.uefi_arm64_http.as_deref(),
         };
         value.filter(|v| !v.is_empty())
     }
@@ -467,6 +477,8 @@ impl BootKey {
             BootKey::UefiX64 => "boot.uefi_x64",
             BootKey::UefiArm64 => "boot.uefi_arm64",
             BootKey::Ipxe => "boot.ipxe",
+            BootKey::UefiX64Http => "boot.uefi_x64_http",
+            BootKey::UefiArm64Http => "boot.uefi_arm64_http",
         }
     }
 }
@@ -478,6 +490,9 @@ pub enum BootFile {
     Tftp(String),
     /// An `http://` or `https://` URL.
     Url(String),
+    /// A path in the tree served by this box's HTTP service on `port`: the client is handed
+    /// `http://<the address its request came to>:<port>/<path>` ([`BootFile::url_on`]).
+    Http { path: String, port: u16 },
 }
 
 impl BootFile {
@@ -491,10 +506,24 @@ impl BootFile {
         }
     }
 
-    /// The value for option 67 and the `file` field.
+    /// The value for option 67 and the `file` field, for a reply sent from `server`.
+    pub fn url_on(&self, server: std::net::IpAddr) -> String {
+        match self {
+            BootFile::Tftp(path) | BootFile::Url(path) => path.clone(),
+            BootFile::Http { path, port } => {
+                let path = path.trim_start_matches('/');
+                match server {
+                    std::net::IpAddr::V4(v4) => format!("http://{v4}:{port}/{path}"),
+                    std::net::IpAddr::V6(v6) => format!("http://[{v6}]:{port}/{path}"),
+                }
+            }
+        }
+    }
+
+    /// The configured value.
     pub fn as_str(&self) -> &str {
         match self {
-            BootFile::Tftp(path) | BootFile::Url(path) => path,
+            BootFile::Tftp(path) | BootFile::Url(path) | BootFile::Http { path, .. } => path,
         }
     }
 }
@@ -504,6 +533,9 @@ impl fmt::Display for BootFile {
         match self {
             BootFile::Tftp(path) => write!(f, "{path:?} over TFTP"),
             BootFile::Url(url) => write!(f, "{url:?}"),
+            BootFile::Http { path, port } => {
+                write!(f, "{path:?} over HTTP (this box, port {port})")
+            }
         }
     }
 }
@@ -565,7 +597,8 @@ impl fmt::Display for NoFileReason {
             NoFileReason::NoKeyForKind => f.write_str("the boot section has no key for this kind"),
             NoFileReason::NeedsUrl(rule, value) => write!(
                 f,
-                "{rule} is the TFTP path {value:?}, but an HTTP boot client needs an http(s) URL"
+                "{rule} is the path {value:?}, but an HTTP boot client needs an http(s) URL \
+                 and this box serves no HTTP (no http section) to make one"
             ),
             NoFileReason::NeedsTftp(rule, value) => write!(
                 f,
@@ -681,6 +714,20 @@ enum Transport {
     Either,
 }
 
+/// The key an HTTP boot client reads: its `_http` key when set (in the reservation or
+/// globally), else the key of the same architecture's PXE clients.
+fn http_key(
+    http: BootKey,
+    fallback: BootKey,
+    boot: &BootConfig,
+    reservation_boot: Option<&BootConfig>,
+) -> BootKey {
+    let set = reservation_boot
+        .and_then(|b| http.get(b))
+        .or_else(|| http.get(boot));
+    if set.is_some() { http } else { fallback }
+}
+
 /// Decides the boot options for a request. `reservation_boot` is the `boot` of the client's
 /// reservation, if it has one: each of its keys that is set wins over the global key.
 pub fn choose(
@@ -696,8 +743,26 @@ pub fn choose(
         ClientKind::Bios => (BootKey::Bios, Transport::Tftp, Trigger::Arch(arch)),
         ClientKind::UefiX64 => (BootKey::UefiX64, Transport::Tftp, Trigger::Arch(arch)),
         ClientKind::UefiArm64 => (BootKey::UefiArm64, Transport::Tftp, Trigger::Arch(arch)),
-        ClientKind::UefiHttpX64 => (BootKey::UefiX64, Transport::Http, Trigger::Arch(arch)),
-        ClientKind::UefiHttpArm64 => (BootKey::UefiArm64, Transport::Http, Trigger::Arch(arch)),
+        ClientKind::UefiHttpX64 => (
+            http_key(
+                BootKey::UefiX64Http,
+                BootKey::UefiX64,
+                boot,
+                reservation_boot,
+            ),
+            Transport::Http,
+            Trigger::Arch(arch),
+        ),
+        ClientKind::UefiHttpArm64 => (
+            http_key(
+                BootKey::UefiArm64Http,
+                BootKey::UefiArm64,
+                boot,
+                reservation_boot,
+            ),
+            Transport::Http,
+            Trigger::Arch(arch),
+        ),
         ClientKind::Ipxe { .. } => (BootKey::Ipxe, Transport::Either, Trigger::Ipxe),
         ClientKind::UefiIa32 | ClientKind::Unknown(_) => {
             return BootDecision::NoFile {
@@ -720,7 +785,15 @@ pub fn choose(
         reservation: from_reservation.map(|_| request.mac_string()),
         trigger,
     };
-    let file = BootFile::parse(value);
+    let mut file = BootFile::parse(value);
+    if let (BootFile::Tftp(path), Transport::Http, Some(port)) =
+        (&file, transport, request.http_port)
+    {
+        file = BootFile::Http {
+            path: path.clone(),
+            port,
+        };
+    }
     let refused = match (&file, transport) {
         (BootFile::Tftp(_), Transport::Http) => {
             Some(NoFileReason::NeedsUrl(rule.clone(), value.into()))
@@ -771,6 +844,7 @@ mod tests {
             uefi_x64: Some("ipxe.efi".into()),
             uefi_arm64: Some("ipxe-arm64.efi".into()),
             ipxe: Some("boot.ipxe".into()),
+            ..BootConfig::default()
         }
     }
 
@@ -1298,6 +1372,7 @@ mod tests {
                 uefi_x64: Some(x64),
                 uefi_arm64: Some(arm64),
                 ipxe: Some(global.3),
+                ..BootConfig::default()
             };
             let key = match (profile.ipxe, profile.arch) {
                 (Some(_), _) => BootKey::Ipxe,
@@ -1317,6 +1392,10 @@ mod tests {
                     BootKey::UefiX64 => reservation.uefi_x64 = Some(override_value.clone()),
                     BootKey::UefiArm64 => reservation.uefi_arm64 = Some(override_value.clone()),
                     BootKey::Ipxe => reservation.ipxe = Some(override_value.clone()),
+                    BootKey::UefiX64Http => reservation.uefi_x64_http = Some(override_value.clone()),
+                    BootKey::UefiArm64Http => {
+                        reservation.uefi_arm64_http = Some(override_value.clone())
+                    }
                 }
             }
             if overrides.1 && key != BootKey::Bios {

@@ -171,6 +171,7 @@ fn explain(
         dns_domain: config.dns.as_ref().map(|dns| dns.domain.clone()),
     };
     let mut settings = Settings::new(&quiet, &config.boot, environment);
+    settings.http_port = crate::serve::http_port(config, false);
     let configured_mode = match settings.mode {
         ServiceMode::Server => ExplainMode::Server,
         ServiceMode::Proxy => ExplainMode::Proxy,
@@ -627,6 +628,8 @@ fn boot_keys(boot: &BootConfig) -> impl Iterator<Item = (&'static str, &str)> {
         ("uefi_x64", boot.uefi_x64.as_deref()),
         ("uefi_arm64", boot.uefi_arm64.as_deref()),
         ("ipxe", boot.ipxe.as_deref()),
+        ("uefi_x64_http", boot.uefi_x64_http.as_deref()),
+        ("uefi_arm64_http", boot.uefi_arm64_http.as_deref()),
     ]
     .into_iter()
     .filter_map(|(key, value)| value.map(|v| (key, v)))
@@ -696,7 +699,7 @@ fn write_address(
 }
 
 fn write_boot_file_check(out: &mut String, scene: &Scene<'_>, file: &BootFile, replied: bool) {
-    let BootFile::Tftp(path) = file else {
+    let (BootFile::Tftp(path) | BootFile::Http { path, .. }) = file else {
         let _ = writeln!(
             out,
             "  boot file:    {:?} is an http(s) URL (not checked)",

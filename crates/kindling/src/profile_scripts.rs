@@ -48,6 +48,8 @@ struct ScriptGenerator {
     state_dir: Option<PathBuf>,
     /// Where the installed machines are kept (`after_install`).
     install_dir: PathBuf,
+    /// The HTTP service's ports for IPv4 and IPv6 clients, when it serves the tree.
+    http_ports: (Option<u16>, Option<u16>),
     reservations: HashMap<[u8; 6], Reserved>,
     leases: Mutex<Option<(Instant, HashMap<IpAddr, Leased>)>>,
 }
@@ -92,6 +94,10 @@ fn generator(config: &Config) -> Option<ScriptGenerator> {
             .filter(|d| d.mode == DhcpMode::Server)
             .map(|_| config.state_dir.clone()),
         install_dir: config.state_dir.clone(),
+        http_ports: (
+            crate::serve::http_port(config, false),
+            crate::serve::http_port(config, true),
+        ),
         reservations,
         leases: Mutex::new(None),
     })
@@ -207,6 +213,7 @@ impl ScriptGenerator {
             .or_else(|| neighbour_mac(address));
         let reserved = mac.and_then(|m| self.reservations.get(&m));
         let server = local_address_towards(address);
+        let http_base = server.and_then(|s| http_base(s, self.http_ports));
         Facts {
             mac,
             ip: Some(address),
@@ -218,8 +225,8 @@ impl ScriptGenerator {
             kind: Some("ipxe".into()),
             labels: reserved.map(|r| r.labels.clone()).unwrap_or_default(),
             server,
-            http_base: None,
-            done_url: server.map(|s| done_url(s, None)),
+            http_base: http_base.clone(),
+            done_url: server.map(|s| done_url(s, http_base.as_deref())),
         }
     }
 
@@ -278,6 +285,14 @@ fn lease_map(
             ))
         });
     v4.chain(v6).collect()
+}
+
+/// `http://server:port` when HTTP serves the tree to clients of `server`'s family.
+fn http_base(server: IpAddr, ports: (Option<u16>, Option<u16>)) -> Option<String> {
+    match server {
+        IpAddr::V4(v4) => ports.0.map(|port| format!("http://{v4}:{port}")),
+        IpAddr::V6(v6) => ports.1.map(|port| format!("http://[{v6}]:{port}")),
+    }
 }
 
 /// Where an installer reports done: over HTTP when it is served, else TFTP.
@@ -347,8 +362,18 @@ pub(crate) fn facts_for_explain(
         kind: Some("ipxe".into()),
         labels: reserved.map(|r| r.labels).unwrap_or_default(),
         server: Some(IpAddr::V4(server)),
-        http_base: None,
-        done_url: Some(done_url(IpAddr::V4(server), None)),
+        http_base: http_base(
+            IpAddr::V4(server),
+            (crate::serve::http_port(config, false), None),
+        ),
+        done_url: Some(done_url(
+            IpAddr::V4(server),
+            http_base(
+                IpAddr::V4(server),
+                (crate::serve::http_port(config, false), None),
+            )
+            .as_deref(),
+        )),
     }
 }
 

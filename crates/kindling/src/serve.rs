@@ -82,14 +82,28 @@ fn quiet_hickory(level: &str) -> String {
     }
 }
 
+/// The port of the HTTP service for clients of one family: the first `http.listen` address of
+/// that family (`0.0.0.0` for IPv4, `[::]` for IPv6), else the first one. `None` when HTTP is
+/// off: UEFI HTTP boot clients then need a URL in their boot key.
+pub(crate) fn http_port(config: &Config, v6: bool) -> Option<u16> {
+    let listen = &config.http.as_ref()?.listen;
+    listen
+        .iter()
+        .find(|a| a.is_ipv6() == v6)
+        .or_else(|| listen.first())
+        .map(std::net::SocketAddr::port)
+}
+
 pub(crate) fn dhcp_service_config(config: &Config) -> Option<ServiceConfig> {
     let dhcp = config.dhcp.as_ref()?;
     let dns_domain = config.dns.as_ref().map(|dns| dns.domain.clone());
     let environment = Environment {
         dns_domain: dns_domain.clone(),
     };
+    let mut settings = Settings::new(dhcp, &config.boot, environment);
+    settings.http_port = http_port(config, false);
     Some(ServiceConfig {
-        settings: Settings::new(dhcp, &config.boot, environment),
+        settings,
         interfaces: dhcp.interfaces.clone(),
         state_dir: config.state_dir.clone(),
         ping_timeout: dhcp.ping_timeout,
@@ -110,6 +124,10 @@ fn dhcp6_settings(
     match kindling_dhcp::service::server_duid(&config.state_dir) {
         Ok(duid) => {
             kindling_dhcp::v6::server::Settings::from_config(dhcp, &config.boot, duid, dns_domain)
+                .map(|mut settings| {
+                    settings.http_port = http_port(config, true);
+                    settings
+                })
         }
         Err(error) => {
             warn!(

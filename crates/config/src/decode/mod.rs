@@ -41,7 +41,14 @@ const TOP_KEYS: &[&str] = &[
     "profiles",
 ];
 const LOG_KEYS: &[&str] = &["format", "level"];
-const BOOT_KEYS: &[&str] = &["bios", "uefi_x64", "uefi_arm64", "ipxe"];
+const BOOT_KEYS: &[&str] = &[
+    "bios",
+    "uefi_x64",
+    "uefi_arm64",
+    "ipxe",
+    "uefi_x64_http",
+    "uefi_arm64_http",
+];
 
 /// `http://` or `https://` (any case).
 pub(crate) fn is_url(value: &str) -> bool {
@@ -102,6 +109,8 @@ fn decode_boot(ctx: &mut Ctx, path: &str, node: &Node) -> BootConfig {
     boot.uefi_x64 = get("uefi_x64");
     boot.uefi_arm64 = get("uefi_arm64");
     boot.ipxe = get("ipxe");
+    boot.uefi_x64_http = get("uefi_x64_http");
+    boot.uefi_arm64_http = get("uefi_arm64_http");
     boot
 }
 
@@ -277,6 +286,8 @@ pub(crate) fn boot_entries(boot: &BootConfig) -> impl Iterator<Item = (&'static 
         ("uefi_x64", &boot.uefi_x64),
         ("uefi_arm64", &boot.uefi_arm64),
         ("ipxe", &boot.ipxe),
+        ("uefi_x64_http", &boot.uefi_x64_http),
+        ("uefi_arm64_http", &boot.uefi_arm64_http),
     ]
     .into_iter()
     .filter_map(|(name, value)| value.as_deref().map(|v| (name, v)))

@@ -61,9 +61,12 @@ fn settings() -> Settings {
             uefi_x64: Some("ipxe.efi".into()),
             uefi_arm64: None,
             ipxe: Some("boot.ipxe".into()),
+            uefi_x64_http: None,
+            uefi_arm64_http: None,
         },
         vendor_classes: VendorClasses::default(),
         dns_domain: Some("lab.test".into()),
+        http_port: Some(8080),
         reservations: Vec::new(),
     }
 }

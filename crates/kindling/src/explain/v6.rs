@@ -42,7 +42,7 @@ pub(super) fn explain(
         ),
     };
     let dns_domain = config.dns.as_ref().map(|dns| dns.domain.clone());
-    let Some(settings) = Settings::from_config(
+    let Some(mut settings) = Settings::from_config(
         dhcp,
         &config.boot,
         server_duid.unwrap_or_else(|| PLACEHOLDER_DUID.to_vec()),
@@ -59,6 +59,7 @@ pub(super) fn explain(
         );
         return Ok(out);
     };
+    settings.http_port = crate::serve::http_port(config, true);
     let subnet = &settings.subnets[0];
     let server = args
         .server_ip6

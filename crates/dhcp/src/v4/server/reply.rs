@@ -133,8 +133,9 @@ impl Core {
         reservation: Option<&Reservation>,
         server_id: Ipv4Addr,
     ) -> BootDecision {
-        let boot_request =
+        let mut boot_request =
             BootRequest::from_message(request.message, &self.settings.vendor_classes, mode);
+        boot_request.http_port = self.settings.http_port;
         let decision = policy::choose(
             &boot_request,
             &self.settings.boot,
@@ -146,7 +147,11 @@ impl Core {
             if let BootFile::Tftp(_) = offer.file {
                 options.put(code::TFTP_SERVER_NAME, next_server.to_string().into_bytes());
             }
-            let file = offer.file.as_str().as_bytes();
+            let file = offer
+                .file
+                .url_on(std::net::IpAddr::V4(server_id))
+                .into_bytes();
+            let file = &file[..];
             options.put(code::BOOTFILE_NAME, file.to_vec());
             reply.file = if file.len() <= codec::MAX_FILE_LEN && !file.contains(&0) {
                 file.to_vec()

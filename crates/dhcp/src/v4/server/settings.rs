@@ -116,6 +116,9 @@ pub struct Settings {
     pub environment: Environment,
     /// How long an offered address stays set aside for the client it was offered to.
     pub offer_hold: Duration,
+    /// The port of this box's HTTP service on IPv4, when it serves the boot tree (UEFI HTTP
+    /// boot clients whose boot key is a path get a URL on it).
+    pub http_port: Option<u16>,
 }
 
 /// Parses `aa:bb:cc:dd:ee:ff` (the config normalises reservations to this form).
@@ -235,6 +238,7 @@ impl Settings {
             advertise: dhcp.advertise,
             environment,
             offer_hold: Duration::from_secs(30),
+            http_port: None,
         }
     }
 

@@ -112,6 +112,8 @@ pub struct Settings {
     pub vendor_classes: VendorClasses,
     /// DNS is served by this box: option 23 names this box's address, option 24 the domain.
     pub dns_domain: Option<String>,
+    /// The port of this box's HTTP service on IPv6, when it serves the boot tree.
+    pub http_port: Option<u16>,
     /// `dhcp.reservations`, naming the machine by its DUID, its SMBIOS UUID (a DUID-UUID) or
     /// its MAC (learned from its DUID, link-local address or relay): the IPv6 `ip`, host name,
     /// boot files and `ignore` apply here.
@@ -189,6 +191,7 @@ impl Settings {
                 http: dhcp.vendor_classes.http.clone(),
             },
             dns_domain,
+            http_port: None,
             reservations: dhcp
                 .reservations
                 .iter()
@@ -1003,7 +1006,9 @@ impl Core {
             ipxe_options: false,
             uuid: None,
         };
-        let boot_request = BootRequest::new(&facts, &self.settings.vendor_classes, Mode::Server);
+        let mut boot_request =
+            BootRequest::new(&facts, &self.settings.vendor_classes, Mode::Server);
+        boot_request.http_port = self.settings.http_port;
         policy::choose(
             &boot_request,
             &self.settings.boot,
@@ -1059,7 +1064,8 @@ fn boot_url(file: &BootFile, ours: Option<Ipv6Addr>) -> Option<String> {
             let ours = ours?;
             Some(format!("tftp://[{ours}]/{}", path.trim_start_matches('/')))
         }
-        other => Some(other.as_str().to_string()),
+        BootFile::Http { .. } => Some(file.url_on(std::net::IpAddr::V6(ours?))),
+        BootFile::Url(url) => Some(url.clone()),
     }
 }
 

@@ -36,9 +36,11 @@ fn settings() -> Settings {
             uefi_x64: Some("ipxe.efi".into()),
             uefi_arm64: None,
             ipxe: Some("boot.ipxe".into()),
+            ..BootConfig::default()
         },
         vendor_classes: VendorClasses::default(),
         dns_domain: None,
+        http_port: None,
         reservations: Vec::new(),
     }
 }
