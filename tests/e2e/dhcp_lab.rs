@@ -987,8 +987,8 @@ pub(crate) const BOOT_DEADLINE: Duration = Duration::from_secs(60);
 pub(crate) const IPXE_E1000_ROM: &str = "/usr/lib/ipxe/qemu/pxe-e1000.rom";
 
 /// UEFI firmware for QEMU (package ovmf): the code, and the variables each VM gets a copy of.
-const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
-const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
+pub(crate) const OVMF_CODE: &str = "/usr/share/OVMF/OVMF_CODE_4M.fd";
+pub(crate) const OVMF_VARS: &str = "/usr/share/OVMF/OVMF_VARS_4M.fd";
 
 /// iPXE for x86-64 UEFI (package ipxe): what OVMF's PXE client is handed to chainload.
 #[allow(dead_code, reason = "API for the Kindling boot tests")]

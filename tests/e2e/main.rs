@@ -18,6 +18,7 @@ mod dhcp_server;
 mod dhcpv6;
 mod dns_server;
 mod harness;
+mod http_boot;
 mod http_server;
 mod netns;
 mod profiles;
